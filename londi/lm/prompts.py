@@ -1,0 +1,165 @@
+"""Prompt building, one builder per env family, chosen by `TextState.family`.
+
+Every LM backend (scoring, generation, distillation, simulated cost) turns a `TextState` into text here and
+nowhere else, so the prompt a model was trained on is the prompt it is evaluated on. The prompt length
+dominates the cost of a call, so each builder keeps only the last `history` steps, and drops the oldest
+of those first until the prompt fits `max_tokens` (measured by `count_tokens`: pass the model tokenizer's
+counter; the default counts whitespace-separated words, a rough stand-in).
+
+    >>> build_prompt(state)                      # registry lookup by state.family, default settings
+    >>> get_prompt_builder("babyai_text", history=0, max_tokens=256, count_tokens=tok_count).build(state)
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+
+from londi.lm.state import Step, TextState
+
+TokenCounter = Callable[[str], int]
+
+
+def count_words(text: str) -> int:
+    """Default token counter: whitespace-separated words (no tokenizer needed; underestimates BPE tokens)."""
+    return len(text.split())
+
+
+class PromptBuilder(abc.ABC):
+    """Formats a state (plus its recent history) as one prompt string that ends where the action goes.
+
+    `history`: how many past (observation, action) steps to show at most. `max_tokens`: drop the oldest
+    shown steps until `count_tokens(prompt) <= max_tokens` (the current observation is always kept, even
+    if it alone is longer; the backend then truncates).
+    """
+
+    family: str = ""
+
+    def __init__(self, history: int = 2, max_tokens: int | None = None, count_tokens: TokenCounter | None = None):
+        if history < 0:
+            raise ValueError(f"history must be >= 0 (number of past steps in the prompt), got {history}")
+        self.history = history
+        self.max_tokens = max_tokens
+        self.count_tokens = count_tokens or count_words
+
+    def build(self, state: TextState, history: int | None = None) -> str:
+        """The prompt for `state`, with at most `history` (default: the builder's) past steps that fit."""
+        n = self.history if history is None else history
+        steps = tuple(state.history[-n:]) if n > 0 else ()
+        while True:
+            text = self.format(state, steps)
+            if self.max_tokens is None or not steps or self.count_tokens(text) <= self.max_tokens:
+                return text
+            steps = steps[1:]
+
+    @abc.abstractmethod
+    def format(self, state: TextState, steps: Sequence[Step]) -> str:
+        """Render exactly these past `steps` then the current state; the next action is left blank."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(history={self.history}, max_tokens={self.max_tokens})"
+
+
+_REGISTRY: dict[str, type[PromptBuilder]] = {}
+
+
+def register_prompt_builder(family: str) -> Callable[[type[PromptBuilder]], type[PromptBuilder]]:
+    """Class decorator: make `cls` the builder for states whose `family` is `family`."""
+
+    def deco(cls: type[PromptBuilder]) -> type[PromptBuilder]:
+        cls.family = family
+        _REGISTRY[family] = cls
+        return cls
+
+    return deco
+
+
+def prompt_families() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_prompt_builder(family: str, **kwargs) -> PromptBuilder:
+    """A new builder for `family` (kwargs: history, max_tokens, count_tokens)."""
+    try:
+        cls = _REGISTRY[family]
+    except KeyError:
+        raise KeyError(
+            f"no prompt builder for env family {family!r}; registered: {prompt_families()}. "
+            "Register one with @londi.lm.prompts.register_prompt_builder(family)."
+        ) from None
+    return cls(**kwargs)
+
+
+def build_prompt(
+    state: TextState,
+    history: int | None = None,
+    max_tokens: int | None = None,
+    count_tokens: TokenCounter | None = None,
+) -> str:
+    """One-shot helper: the prompt for `state` from its family's builder (default history if None)."""
+    builder = get_prompt_builder(state.family, max_tokens=max_tokens, count_tokens=count_tokens)
+    return builder.build(state, history=history)
+
+
+def _descriptions(descriptions: Sequence[str] | None, obs: str) -> list[str]:
+    """Description list of a BabyAI-Text observation; falls back to the obs lines when info had none."""
+    if descriptions is not None:
+        return list(descriptions)
+    return [ln.strip() for ln in obs.splitlines() if ln.strip() and not ln.startswith("Goal of the agent")]
+
+
+@register_prompt_builder("babyai_text")
+class BabyAITextPrompt(PromptBuilder):
+    """GLAM's prompt (BABYAI_TEXT_SPEC.md section 3), character for character.
+
+    "Possible action of the agent: a1, ..., aK \\n Goal of the agent: {mission}" then per shown observation k:
+    " \\n Observation k: " + each description + ", " and "\\n Action k: " + the action taken (blank for the
+    current one). GLAM keeps 3 observations and 2 actions: `history=2` here (the default).
+    """
+
+    def format(self, state: TextState, steps: Sequence[Step]) -> str:
+        parts = [
+            "Possible action of the agent: " + ", ".join(state.admissible_actions),
+            " \n Goal of the agent: " + state.mission,
+        ]
+        shown = [(_descriptions(s.descriptions, s.obs), s.action) for s in steps]
+        shown.append((_descriptions(state.descriptions, state.obs), ""))
+        for k, (descs, action) in enumerate(shown):
+            parts.append(f" \n Observation {k}: " + "".join(d + ", " for d in descs))
+            parts.append(f"\n Action {k}: " + action)
+        return "".join(parts)
+
+
+@register_prompt_builder("scienceworld")
+class ScienceWorldPrompt(PromptBuilder):
+    """Task, the recent (observation, action) steps, then the current observation (which ScienceWorld's
+    env already fills with look-around and inventory). The action list is omitted by default (hundreds of
+    candidates would dominate the cost; the scorer sees them as candidates anyway): `list_actions=True`
+    adds it, which generation mode wants.
+    """
+
+    def __init__(self, history: int = 3, max_tokens: int | None = None, count_tokens: TokenCounter | None = None,
+                 list_actions: bool = False):
+        super().__init__(history, max_tokens, count_tokens)
+        self.list_actions = list_actions
+
+    def format(self, state: TextState, steps: Sequence[Step]) -> str:
+        parts = [f"Task: {state.mission.strip()}"]
+        for k, s in enumerate(steps):
+            parts.append(f"Observation {k}: {s.obs.strip()}")
+            parts.append(f"Action {k}: {s.action}")
+        k = len(steps)
+        parts.append(f"Observation {k}: {state.obs.strip()}")
+        if self.list_actions:
+            parts.append("Possible actions: " + ", ".join(state.admissible_actions))
+        parts.append(f"Action {k}: ")
+        return "\n".join(parts)
+
+
+@register_prompt_builder("generic")
+class GenericPrompt(ScienceWorldPrompt):
+    """Any other text env: the ScienceWorld layout with the possible actions listed."""
+
+    def __init__(self, history: int = 2, max_tokens: int | None = None, count_tokens: TokenCounter | None = None,
+                 list_actions: bool = True):
+        super().__init__(history, max_tokens, count_tokens, list_actions)
