@@ -1,0 +1,194 @@
+"""The switcher (decider) interface every QUICK/DEEPTHINK chooser implements, and the switcher registry.
+
+A switcher answers one question per state: does QUICK (0) or DEEPTHINK (1) act now? The switching problem
+is a Gymnasium env (`londi.switch.env.SwitchingEnv`); a switcher reads that env's observation (the
+encoder's vector, plus the normalised remaining budget for LONDI-B) and a `DecisionContext` (the text
+state, QUICK's output when asked for, the action mask, a per-step seeded RNG).
+
+How the run loop (`londi.runner`) uses a switcher, whatever kind it is:
+
+1. `switcher.setup(env, seed)` once, with the training `SwitchingEnv` (spaces are known from it).
+2. `switcher.learn(env, steps, on_step)` repeatedly, in chunks of `steps` env steps (a multiple of
+   `step_quantum`) between evaluations and checkpoints; `on_step(info)` must be called after every env
+   step with the step's info (the runner's metric tracker reads `info["switch"]`).
+   - SB3 switchers (`SB3Switcher` in `londi.switch.sb3`) run `model.learn` on a `DummyVecEnv` around the
+     same env; the env never needs a reset between chunks (it continues the episode).
+   - Every other switcher (rule-based baselines, the cascade router) inherits `Switcher.learn`, a plain
+     loop: `decide` -> `env.step` -> `observe(Transition)` -> `on_step`. A switcher that learns online
+     (the cascade router learning from DEEPTHINK's answers) does its update in `observe`; the transition
+     carries both policies' outputs that were computed at that step (`Transition.quick`,
+     `Transition.deepthink`), so it never calls a model itself and every call stays counted.
+3. `switcher.decide(obs, ctx)` during evaluation (deterministic; `ctx.rng` for any randomness).
+4. `switcher.state_dict()/load_state_dict()` for JSON-able state (lambda, counters) and
+   `save(dir)/load(dir)` for everything else (weights, optimiser, replay buffer); a resumed run calls
+   `setup` then `load`.
+
+Reading QUICK's output first: a switcher that needs QUICK's action distribution, entropy or hidden state
+before it decides sets `needs_quick_output = True` (and `needs_quick_hidden = True` for the hidden state).
+The env then calls QUICK on every state before the decision (that call is metered and counted), passes
+the result in `ctx.quick`, and reuses it when QUICK is chosen, so QUICK is never called twice per step.
+Encoders declare the same two flags; the env asks QUICK if either the switcher or the encoder needs it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from londi.lm.policy import ActResult
+from londi.lm.state import TextState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from londi.switch.env import SwitchingEnv
+
+QUICK = 0
+DEEPTHINK = 1
+ACTORS = ("quick", "deepthink")
+
+
+@dataclass
+class DecisionContext:
+    """What a switcher may read besides the observation vector at one decision point.
+
+    `quick` is QUICK's output on this state when the env computed it first (else None). `action_mask`
+    is [quick_allowed, deepthink_allowed]; DEEPTHINK is masked when a hard budget is exhausted.
+    `rng` is seeded from (episode seed, step), so random decisions are reproducible and resume-safe.
+    """
+
+    state: TextState
+    action_mask: np.ndarray
+    rng: np.random.Generator
+    quick: ActResult | None = None
+    budget_remaining: float | None = None
+    episode_step: int = 0
+    recent: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Transition:
+    """One switching step, handed to `Switcher.observe` (online learners) after the env stepped."""
+
+    obs: np.ndarray
+    decision: int
+    reward: float
+    next_obs: np.ndarray
+    terminated: bool
+    truncated: bool
+    state: TextState
+    quick: ActResult | None
+    deepthink: ActResult | None
+    info: Mapping[str, Any]
+
+
+OnStep = Callable[[Mapping[str, Any]], None]
+
+
+class Switcher:
+    """Base of every decider. Subclasses implement `decide`; learners also `learn` or `observe`.
+
+    Class flags: `needs_quick_output` / `needs_quick_hidden` (see module docstring), `learns` (False:
+    training steps only collect experience for the logs), `uses_budget_obs` (True: the env appends the
+    normalised remaining budget to the observation), `step_quantum` (chunks passed to `learn` are
+    multiples of it so a chunked run equals an uninterrupted one).
+    """
+
+    name: str = "switcher"
+    needs_quick_output: bool = False
+    needs_quick_hidden: bool = False
+    learns: bool = False
+    uses_budget_obs: bool = False
+    step_quantum: int = 1
+
+    def setup(self, env: SwitchingEnv, seed: int) -> None:  # noqa: B027 - optional hook
+        """Build models from the env's spaces. Called once before `learn`/`load`."""
+
+    def decide(self, obs: np.ndarray, ctx: DecisionContext) -> int:
+        raise NotImplementedError(f"{type(self).__name__} must implement decide(obs, ctx) -> 0|1")
+
+    def observe(self, transition: Transition) -> None:  # noqa: B027 - optional hook
+        """Online learning hook, called after each training step by the default `learn` loop."""
+
+    def learn(self, env: SwitchingEnv, steps: int, on_step: OnStep) -> None:
+        """Drive `env` for `steps` steps with `decide`, feeding `observe` and `on_step`."""
+        for _ in range(steps):
+            obs = env.current_obs()
+            ctx = env.context()
+            decision = int(self.decide(obs, ctx))
+            next_obs, reward, terminated, truncated, info = env.step(decision)
+            sw = info["switch"]
+            self.observe(
+                Transition(
+                    obs=obs,
+                    decision=sw["decision"],
+                    reward=float(reward),
+                    next_obs=next_obs,
+                    terminated=terminated,
+                    truncated=truncated,
+                    state=ctx.state,
+                    quick=env.last_results.get("quick"),
+                    deepthink=env.last_results.get("deepthink"),
+                    info=info,
+                )
+            )
+            on_step(info)
+            if terminated or truncated:
+                env.reset()
+
+    def on_episode_end(self, calls: int, info: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Called by the env at the end of every training episode (the Lagrangian updates lambda here)."""
+
+    def metrics(self) -> dict[str, float]:
+        """Extra step-wise metrics (e.g. `switch/lambda`, `losses/*`)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able state that `save` does not already hold."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def save(self, directory: str | Path) -> None:
+        """Write everything needed to resume into `directory` (default: `state_dict()` as JSON)."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "switcher.json").write_text(json.dumps({"name": self.name, "state": self.state_dict()}))
+
+    def load(self, directory: str | Path) -> None:
+        path = Path(directory) / "switcher.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} missing: not a switcher checkpoint directory (see Switcher.save)")
+        self.load_state_dict(json.loads(path.read_text())["state"])
+
+
+_REGISTRY: dict[str, Callable[..., Switcher]] = {}
+
+
+def register_switcher(name: str) -> Callable[[Callable[..., Switcher]], Callable[..., Switcher]]:
+    """Class decorator: make a switcher constructible by name (`make_switcher(name, **kwargs)`)."""
+
+    def deco(cls: Callable[..., Switcher]) -> Callable[..., Switcher]:
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def make_switcher(name: str, **kwargs: Any) -> Switcher:
+    """Build a registered switcher by name; the error lists the valid names."""
+    import londi.switch  # noqa: F401 - registers the built-in switchers
+
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown switcher {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name](**kwargs)
+
+
+def registered_switchers() -> list[str]:
+    import londi.switch  # noqa: F401
+
+    return sorted(_REGISTRY)
