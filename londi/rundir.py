@@ -1,0 +1,182 @@
+"""The run directory: names, the resolved config with secrets removed, and the code version.
+
+Why: a run must be reproducible and shareable from its folder alone (config + git commit), and a config
+or a W&B page must never carry an API key. Keys are redacted by name (`is_secret_key`); API keys belong
+in environment variables (e.g. the openai backend's `api_key_env`), never in a config.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+REDACTED = "***REDACTED***"
+RESOLVED_CONFIG = "config.yaml"  # the resolved, redacted config of the run (what londi-evaluate reloads)
+RUN_INFO = "run_info.json"  # git commit, command line, host, start time
+
+_SECRET = re.compile(r"api_?key|secret|passw(or)?d|token", re.IGNORECASE)
+# Counts and limits that merely mention tokens are not secrets ("max_prompt_tokens", "prompt_tokens").
+_NOT_SECRET = re.compile(r"tokens$|^max_|_env$", re.IGNORECASE)
+
+
+def is_secret_key(key: str) -> bool:
+    """True for keys named like *api_key*, *token*, *secret*, *password* (but not `max_*_tokens`, `*_env`).
+
+    `*_env` keys (e.g. `api_key_env: OPENAI_API_KEY`) name the environment variable that holds the secret,
+    which is safe and needed to reload the run.
+    """
+    return bool(_SECRET.search(key)) and not _NOT_SECRET.search(key)
+
+
+def redact(obj: Any) -> Any:
+    """A copy of a plain container (dicts/lists) with the values of secret-named keys replaced."""
+    if isinstance(obj, Mapping):
+        return {
+            k: (REDACTED if is_secret_key(str(k)) and v is not None else redact(v)) for k, v in obj.items()
+        }
+    if isinstance(obj, list | tuple):
+        return [redact(v) for v in obj]
+    return obj
+
+
+def resolved_container(cfg: DictConfig) -> dict:
+    """The config as plain, resolved, redacted dicts (for W&B, config.yaml, and logs)."""
+    return redact(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False, enum_to_str=True))
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        return f"{x:g}"
+    if isinstance(x, str):
+        try:
+            return f"{float(x):g}"
+        except ValueError:
+            return x
+    return str(x)
+
+
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and x != x) or str(x) in ("", "None", "null", "nan")
+
+
+def run_name_from_parts(switcher: Any, budget: Any = None, cost: Any = None, seed: Any = None) -> str:
+    """`<switcher>-b<budget>` / `<switcher>-c<cost>` / `<switcher>`, then `-s<seed>` (W&B name, folder)."""
+    name = str(switcher).replace("/", "_")
+    if not _missing(budget):
+        name += f"-b{_fmt(budget)}"
+    elif not _missing(cost):
+        name += f"-c{_fmt(cost)}"
+    if not _missing(seed):
+        name += f"-s{seed}"
+    return name
+
+
+def run_name(cfg: DictConfig, switcher_choice: str | None = None) -> str:
+    """Name a run from its config: switcher option, budget or cost, and seed."""
+    sw = cfg.get("switcher") or {}
+    choice = switcher_choice or _target_name(sw) or "run"
+    return run_name_from_parts(choice, _get(sw, "budget"), _get(sw, "cost"), cfg.get("seed"))
+
+
+def env_name(cfg: DictConfig, env_choice: str | None = None) -> str:
+    """Short env name for W&B groups/tags: the group choice (babyai_text/goto_local) or the env id."""
+    if env_choice:
+        return env_choice.replace("/", "-")
+    env = cfg.get("env") or {}
+    return str(env.get("id", "env")) if isinstance(env, Mapping | DictConfig) else "env"
+
+
+def _get(node: Any, key: str) -> Any:
+    try:
+        return node.get(key) if hasattr(node, "get") else None
+    except Exception:  # a missing/unresolvable value is simply not part of the name
+        return None
+
+
+def _target_name(node: Any) -> str | None:
+    target = _get(node, "_target_")
+    return str(target).rsplit(".", 1)[-1] if target else None
+
+
+def git_info(start: str | Path | None = None) -> dict[str, Any]:
+    """`{"commit": sha or None, "dirty": bool or None}` of the repository holding the londi package."""
+    here = Path(start) if start else Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        return {"commit": sha, "dirty": bool(status.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def write_run_files(cfg: DictConfig, run_dir: str | Path, extra: Mapping[str, Any] | None = None) -> dict:
+    """Write `config.yaml` (resolved, redacted) and `run_info.json` (git commit, command, host) to run_dir.
+
+    Also redacts Hydra's own `.hydra/config.yaml` and `.hydra/overrides.yaml` when present, since a secret
+    typed on the command line would otherwise be kept there. Returns the run info.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    container = resolved_container(cfg)
+    (run_dir / RESOLVED_CONFIG).write_text(OmegaConf.to_yaml(OmegaConf.create(container)))
+    info = {
+        **git_info(),
+        "command": " ".join(sys.argv),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **(dict(extra) if extra else {}),
+    }
+    (run_dir / RUN_INFO).write_text(json.dumps(info, indent=2, default=str) + "\n")
+    _redact_hydra_dir(run_dir / ".hydra")
+    return info
+
+
+def _redact_hydra_dir(hydra_dir: Path) -> None:
+    cfg_file = hydra_dir / "config.yaml"
+    if cfg_file.exists():
+        raw = OmegaConf.to_container(OmegaConf.load(cfg_file), resolve=False)
+        red = redact(raw)
+        if red != raw:
+            cfg_file.write_text(OmegaConf.to_yaml(OmegaConf.create(red)))
+    ov_file = hydra_dir / "overrides.yaml"
+    if ov_file.exists():
+        overrides = OmegaConf.to_container(OmegaConf.load(ov_file))
+        if isinstance(overrides, list):
+            clean = []
+            for o in overrides:
+                key = str(o).split("=", 1)[0].lstrip("+~")
+                clean.append(
+                    f"{key}={REDACTED}" if "=" in str(o) and is_secret_key(key.rsplit(".", 1)[-1]) else o
+                )
+            if clean != overrides:
+                ov_file.write_text(OmegaConf.to_yaml(OmegaConf.create(clean)))
+
+
+def load_run_config(run_dir: str | Path) -> DictConfig:
+    """The config a run was made with: our resolved `config.yaml`, else Hydra's `.hydra/config.yaml`."""
+    run_dir = Path(run_dir)
+    for path in (run_dir / RESOLVED_CONFIG, run_dir / ".hydra" / "config.yaml"):
+        if path.exists():
+            return OmegaConf.load(path)
+    raise FileNotFoundError(
+        f"{run_dir} holds no {RESOLVED_CONFIG} or .hydra/config.yaml: pass the directory of a londi-train run "
+        "(outputs/<date>/<time>_<name> or multirun/<date>/<time>/<n>_<name>)"
+    )

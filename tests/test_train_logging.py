@@ -1,0 +1,115 @@
+"""Run-folder provenance (secrets redacted, git commit, names) and the W&B / progress loggers."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from omegaconf import OmegaConf
+
+from londi.loggers.progress import ProgressLogger
+from londi.rundir import REDACTED, is_secret_key, load_run_config, redact, run_name, write_run_files
+
+
+@pytest.mark.parametrize(
+    "key,secret",
+    [
+        ("api_key", True),
+        ("OPENAI_API_KEY", True),
+        ("hf_token", True),
+        ("client_secret", True),
+        ("db_password", True),
+        ("max_prompt_tokens", False),
+        ("prompt_tokens", False),
+        ("api_key_env", False),  # names the variable holding the key: needed to reload, not a secret
+        ("cost", False),
+    ],
+)
+def test_secret_key_names(key, secret):
+    assert is_secret_key(key) is secret
+
+
+def test_write_run_files_redacts_and_records_commit(tmp_path):
+    cfg = OmegaConf.create(
+        {
+            "deepthink": {
+                "api_key": "sk-live-123",
+                "api_key_env": "OPENAI_API_KEY",
+                "max_prompt_tokens": 256,
+            },
+            "logger": {"wandb": {"token": "abc"}},
+            "seed": 3,
+            "name": "${seed}-x",
+        }
+    )
+    hydra_dir = tmp_path / ".hydra"
+    hydra_dir.mkdir()
+    OmegaConf.save(cfg, hydra_dir / "config.yaml")
+    (hydra_dir / "overrides.yaml").write_text("- deepthink.api_key=sk-live-123\n- seed=3\n")
+    info = write_run_files(cfg, tmp_path, extra={"choices": {"switcher": "londi"}})
+    for path in (tmp_path / "config.yaml", hydra_dir / "config.yaml", hydra_dir / "overrides.yaml"):
+        assert "sk-live-123" not in path.read_text(), path
+    saved = load_run_config(tmp_path)
+    assert saved.deepthink.api_key == REDACTED and saved.logger.wandb.token == REDACTED
+    assert saved.deepthink.api_key_env == "OPENAI_API_KEY" and saved.deepthink.max_prompt_tokens == 256
+    assert saved.name == "3-x"  # resolved
+    on_disk = json.loads((tmp_path / "run_info.json").read_text())
+    assert on_disk["choices"] == {"switcher": "londi"} and on_disk["commit"] == info["commit"]
+    assert info["commit"] is None or len(info["commit"]) == 40
+
+
+def test_redact_walks_lists():
+    assert redact({"a": [{"password": "x"}, 1]}) == {"a": [{"password": REDACTED}, 1]}
+
+
+def test_run_name_uses_budget_or_cost_and_seed():
+    cfg = OmegaConf.create({"switcher": {"budget": 4, "cost": 0.1}, "seed": 2})
+    assert run_name(cfg, "londi_b") == "londi_b-b4-s2"
+    cfg = OmegaConf.create({"switcher": {"cost": 0.05}, "seed": 0})
+    assert run_name(cfg, "londi") == "londi-c0.05-s0"
+
+
+def test_progress_lines_when_not_a_terminal():
+    out = io.StringIO()
+    p = ProgressLogger(100, mode="auto", every_seconds=0.0, stream=out)
+    assert p.mode == "lines"
+    p.log_metrics(50, {"switch/deepthink_frac": 0.25, "charts/success_rate": 0.5})
+    p.close()
+    lines = out.getvalue().splitlines()
+    assert (
+        lines[0].startswith("train 50/100 (50%)")
+        and "deepthink=0.25" in lines[0]
+        and "success=0.50" in lines[0]
+    )
+    assert lines[-1].endswith("done")
+    with pytest.raises(ValueError, match="progress.mode"):
+        ProgressLogger(10, mode="fancy")
+
+
+def test_progress_bar_mode_updates_tqdm():
+    out = io.StringIO()
+    p = ProgressLogger(10, mode="bar", stream=out)
+    p.log_metrics(4, {"switch/deepthink_frac": 0.5})
+    assert p._bar.n == 4
+    p.close()
+    assert "deepthink=0.50" in out.getvalue()
+
+
+def test_wandb_offline_run_per_logger_and_failed_exit_code(tmp_path):
+    from londi.loggers.wandb_logger import WandbLogger
+
+    dirs = []
+    for i, failed in enumerate((False, True)):
+        lg = WandbLogger(
+            tmp_path / f"job{i}", config={"seed": i, "api_key": REDACTED}, mode="offline", name=f"job{i}"
+        )
+        lg.log_metrics(10, {"charts/success_rate": 0.5})
+        lg.log_episode({"phase": "train", "success": True})
+        lg.close(failed=failed)
+        runs = list((tmp_path / f"job{i}" / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1, runs
+        dirs.append(runs[0])
+    assert dirs[0].name != dirs[1].name
+    with pytest.raises(ValueError, match="wandb.mode"):
+        WandbLogger(tmp_path / "bad", mode="onlin")
