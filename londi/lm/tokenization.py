@@ -1,0 +1,90 @@
+"""A word-level tokenizer built locally from an env's own text, saved as a transformers tokenizer.
+
+There are no hub tokenizers on this machine, and text envs such as BabyAI-Text use a closed vocabulary of a
+few dozen words, so one token per word (and per punctuation mark) keeps prompts short (prompt length
+dominates the cost of every call). Whitespace only separates tokens: "Action 0: " + "turn left" encodes to
+the same ids whether the prompt and the action are tokenized together or apart, which is what makes the hf
+backend's candidate scoring see exactly the sequences the model was trained on.
+
+    >>> tok = build_word_tokenizer(prompts)          # a transformers PreTrainedTokenizerFast
+    >>> tok.save_pretrained(out_dir)                  # AutoTokenizer.from_pretrained(out_dir) loads it
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
+SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
+
+# A token is a run of word characters or a single other non-space character ("forward," -> "forward", ",").
+_TOKEN_PATTERN = r"\w+|[^\w\s]"
+_TOKEN_RE = re.compile(_TOKEN_PATTERN)
+
+# Words every BabyAI-Text prompt can contain, so a vocabulary built from a few episodes still covers rare
+# colours, objects, door states and distances (minigrid's COLOR_NAMES / OBJECT_TO_IDX, GLAM's templates).
+BABYAI_WORDS: tuple[str, ...] = tuple(
+    "Possible action of the agent Goal Observation Action You see carry a an the wall step steps left right "
+    "forward turn go pick up drop toggle to put next open door key ball box locked closed then after and "
+    "red green blue purple yellow grey".split()
+) + tuple(str(i) for i in range(0, 32)) + (",", ":", ".")
+
+
+def split_words(text: str) -> list[str]:
+    """The tokens this tokenizer produces for `text` (words and single punctuation marks, spaces dropped)."""
+    return _TOKEN_RE.findall(text)
+
+
+def build_vocab(texts: Iterable[str], extra_words: Iterable[str] = BABYAI_WORDS, min_count: int = 1) -> list[str]:
+    """Special tokens first, then every word of `extra_words` and of `texts` seen at least `min_count` times.
+
+    The order is deterministic (specials, then words sorted by descending count, then alphabetically), so
+    the same texts always give the same ids.
+    """
+    counts: Counter[str] = Counter()
+    for t in texts:
+        counts.update(split_words(t))
+    for w in extra_words:
+        counts[w] += min_count
+    words = sorted((w for w, c in counts.items() if c >= min_count and w not in SPECIAL_TOKENS),
+                   key=lambda w: (-counts[w], w))
+    return list(SPECIAL_TOKENS) + words
+
+
+def word_tokenizer_from_vocab(vocab: list[str], model_max_length: int = 1024) -> PreTrainedTokenizerFast:
+    """Wrap a word list (specials first, as `build_vocab` returns) as a transformers fast tokenizer.
+
+    Unknown words map to `<unk>`. No special tokens are added on encode, so `tok(prompt + action)` and
+    `tok(prompt) + tok(action)` give the same ids.
+    """
+    missing = [s for s in SPECIAL_TOKENS if s not in vocab]
+    if missing:
+        raise ValueError(f"vocab lacks the special tokens {missing}; build it with build_vocab()")
+    core = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(vocab)}, unk_token=UNK))
+    # Whitespace separates pieces; each piece is then cut into words and single punctuation marks.
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex(_TOKEN_PATTERN), behavior="isolated")]
+    )
+    core.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins tokens with single spaces
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        pad_token=PAD,
+        unk_token=UNK,
+        bos_token=BOS,
+        eos_token=EOS,
+        model_max_length=model_max_length,
+        padding_side="right",
+        clean_up_tokenization_spaces=False,
+    )
+
+
+def build_word_tokenizer(
+    texts: Iterable[str], extra_words: Iterable[str] = BABYAI_WORDS, min_count: int = 1, model_max_length: int = 1024
+) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer whose vocabulary is `extra_words` plus every word of `texts`."""
+    return word_tokenizer_from_vocab(build_vocab(texts, extra_words, min_count), model_max_length)
