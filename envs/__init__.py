@@ -27,3 +27,7 @@ def make(id: str, **kwargs: Any) -> gym.Env:
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise gym.error.UnregisteredEnv(f"Unknown text env id {id!r}.{hint} Valid ids: {', '.join(valid)}")
     return gym.make(id, **kwargs)
+
+from envs.babyai_text import register_babyai_text  # noqa: E402
+
+register_babyai_text()

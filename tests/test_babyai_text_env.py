@@ -1,0 +1,347 @@
+"""The BabyAI-Text env: registration, obs/info contract, actions, seeding, episode end, expert, levels."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from minigrid.core.world_object import Ball, Door, Key
+
+import envs
+from envs.babyai_text import (
+    ACTIONS,
+    HELD_OUT,
+    PREFIX,
+    TASK_KINDS,
+    BabyAITextEnv,
+    describe,
+    level_ids,
+    register_babyai_text,
+)
+
+LEFT, RIGHT, FORWARD, PICKUP, DROP, TOGGLE = range(6)
+_PAIR = re.compile(r"(red|green|blue|purple|yellow|grey) (key|ball|box|door)")
+
+
+def make(level: str = "GoToLocal", **kwargs) -> BabyAITextEnv:
+    return gym.make(f"{PREFIX}{level}-v0", **kwargs)
+
+
+def run_expert(env: gym.Env, seed: int, deviate_every: int = 0) -> tuple[bool, int]:
+    """Play the expert (replacing every `deviate_every`-th action by a random turn/forward); (success, steps)."""
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    steps = 0
+    while True:
+        steps += 1
+        if deviate_every and steps % deviate_every == 0:
+            a = int(rng.choice([LEFT, RIGHT, FORWARD]))
+        else:
+            a = ACTIONS.index(env.unwrapped.expert_action())
+        _, _, term, trunc, info = env.step(a)
+        if term or trunc:
+            return info["success"], steps
+
+
+def empty_room(env: BabyAITextEnv, pos=(3, 3), direction=3) -> None:
+    """Clear the reset room's interior and put the agent at `pos` facing `direction` (3 = up)."""
+    level = env.unwrapped.level
+    for x in range(1, level.width - 1):
+        for y in range(1, level.height - 1):
+            level.grid.set(x, y, None)
+    level.agent_pos, level.agent_dir, level.carrying = np.array(pos), direction, None
+
+
+def texts(env: gym.Env) -> list[str]:
+    """Descriptions of the current (possibly hand-edited) state, without stepping."""
+    level = env.unwrapped.level
+    return describe(level.gen_obs()["image"], level.carrying)
+
+
+# --- registration ---------------------------------------------------------------------------------
+
+
+def test_every_minigrid_babyai_level_has_a_text_id_plus_the_benchmark_levels():
+    ids = set(envs.text_env_ids())
+    for name, raw in level_ids().items():
+        assert PREFIX + raw[len("BabyAI-") :] in ids, name
+    for name in (
+        "GoToLocal",
+        "PutNextLocal",
+        "BossLevel",
+        "PickupLocal",
+        "MixedTrainLocal",
+        "MixedTestLocal",
+    ):
+        assert f"{PREFIX}{name}-v0" in ids
+    assert register_babyai_text() == register_babyai_text()  # idempotent
+    assert envs._FAMILIES.count(PREFIX) == 1
+
+
+def test_unknown_level_names_the_valid_ones():
+    with pytest.raises(ValueError, match=r"Unknown BabyAI level 'GoToNowhere'.*GoToLocal.*MixedTestLocal"):
+        BabyAITextEnv(level="GoToNowhere")
+    with pytest.raises(gym.error.UnregisteredEnv, match="BabyAI-Text-GoToLocal-v0"):
+        envs.make("BabyAI-Text-GoToLocl-v0")
+
+
+@pytest.mark.parametrize(
+    "level", ["GoToLocal", "PickupLocal", "MixedTrainLocal", "MixedTestLocal", "BossLevel"]
+)
+def test_check_env_representative_levels(level):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(make(level).unwrapped)
+
+
+@pytest.mark.slow
+def test_check_env_every_registered_id():
+    for env_id in envs.text_env_ids():
+        if env_id.startswith(PREFIX):
+            check_env(gym.make(env_id).unwrapped)
+
+
+# --- observation / info contract ------------------------------------------------------------------
+
+
+def test_obs_is_goal_plus_descriptions_and_info_has_the_contract_keys():
+    env = make()
+    obs, info = env.reset(seed=3)
+    assert obs == "\n".join([f"Goal of the agent: {info['mission']}", *info["descriptions"]])
+    assert info["mission"] == env.unwrapped.level.mission and info["mission"].startswith("go to ")
+    assert (
+        info["admissible_actions"]
+        == list(ACTIONS)
+        == ["turn left", "turn right", "go forward", "pick up", "drop", "toggle"]
+    )
+    assert info["family"] == "babyai_text" and info["success"] is False
+    assert env.observation_space.contains(obs) and env.action_space == gym.spaces.Discrete(6)
+    obs2, _, _, _, info2 = env.step(LEFT)
+    assert env.observation_space.contains(obs2)
+    assert obs2 == "\n".join([f"Goal of the agent: {info2['mission']}", *info2["descriptions"]])
+
+
+def test_axis_convention_on_a_real_grid():
+    env = make()
+    env.reset(seed=0)
+    empty_room(env.unwrapped, pos=(4, 5), direction=3)  # facing up (-y); left is -x
+    env.unwrapped.level.grid.set(2, 3, Ball("red"))  # 2 left, 2 ahead
+    env.unwrapped.level.grid.set(5, 5, Key("blue"))  # 1 right, same row
+    # forward: outer wall at y=0 is 5 ahead; right: the key stops the scan before the wall at x=7;
+    # left: the wall at x=0 is 4 away, beyond the 3-cell side scan
+    assert texts(env) == [
+        "You see a wall 5 steps forward",
+        "You see a red ball 2 steps left and 2 steps forward",
+        "You see a blue key 1 step right",
+    ]
+    env.unwrapped.level.grid.set(5, 5, None)
+    assert "You see a wall 3 steps right" in texts(env)
+
+
+# --- each action's effect -------------------------------------------------------------------------
+
+
+def test_turns_and_forward_move_the_view():
+    env = make()
+    env.reset(seed=0)
+    empty_room(env.unwrapped, pos=(3, 3), direction=3)
+    env.unwrapped.level.grid.set(3, 1, Ball("green"))  # 2 ahead
+    assert "You see a green ball 2 steps forward" in texts(env)
+    _, _, _, _, info = env.step(LEFT)  # now facing -x: the ball is to the right
+    assert "You see a green ball 2 steps right" in info["descriptions"]
+    env.step(RIGHT)
+    _, _, _, _, info = env.step(FORWARD)
+    assert "You see a green ball 1 step forward" in info["descriptions"]
+    assert tuple(env.unwrapped.level.agent_pos) == (3, 2)
+
+
+def test_pickup_drop_and_toggle():
+    env = make()
+    env.reset(seed=0)
+    empty_room(env.unwrapped, pos=(3, 3), direction=3)
+    env.unwrapped.level.grid.set(3, 2, Key("purple"))
+    _, _, _, _, info = env.step(PICKUP)
+    assert info["descriptions"][0] == "You carry a purple key"
+    assert not any("purple key" in d and "You see" in d for d in info["descriptions"])
+    _, _, _, _, info = env.step(DROP)
+    assert "You see a purple key 1 step forward" in info["descriptions"]
+    assert not any(d.startswith("You carry") for d in info["descriptions"])
+    env.unwrapped.level.grid.set(3, 2, Door("red", is_open=False))
+    assert "You see a closed red door 1 step forward" in texts(env)
+    _, _, _, _, info = env.step(TOGGLE)
+    assert "You see a open red door 1 step forward" in info["descriptions"]
+
+
+def test_locked_door_opens_only_with_its_key():
+    env = make()
+    env.reset(seed=0)
+    empty_room(env.unwrapped, pos=(3, 3), direction=3)
+    env.unwrapped.level.grid.set(3, 2, Door("yellow", is_locked=True))
+    _, _, _, _, info = env.step(TOGGLE)
+    assert "You see a locked yellow door 1 step forward" in info["descriptions"]
+    env.unwrapped.level.carrying = Key("yellow")
+    _, _, _, _, info = env.step(TOGGLE)
+    assert info["descriptions"][:1] == ["You carry a yellow key"]
+    assert "You see a open yellow door 1 step forward" in info["descriptions"]
+
+
+def test_action_out_of_range_is_a_clear_error():
+    env = make()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="index in"):
+        env.unwrapped.step(6)
+
+
+# --- seeding, episode end, stdout -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("level", ["GoToLocal", "MixedTrainLocal"])
+def test_seeded_resets_and_trajectories_reproduce(level):
+    a, b = make(level), make(level)
+    for seed in (0, 7, 123):
+        trajectories = []
+        for env in (a, b):
+            obs, _ = env.reset(seed=seed)
+            rng = np.random.default_rng(seed)
+            trajectories.append([obs] + [env.step(int(rng.integers(6)))[0] for _ in range(15)])
+        assert trajectories[0] == trajectories[1]
+    missions = {make(level).reset(seed=s)[1]["mission"] for s in range(10)}
+    assert len(missions) > 5  # different seeds, different episodes
+
+
+def test_success_terminates_with_minigrid_reward_and_only_on_the_last_step():
+    env = make("PickupLocal")
+    env.reset(seed=4)
+    successes, steps = [], 0
+    while True:
+        steps += 1
+        _, reward, term, trunc, info = env.step(ACTIONS.index(env.unwrapped.expert_action()))
+        successes.append(info["success"])
+        if term or trunc:
+            break
+    assert term and not trunc and successes == [False] * (steps - 1) + [True]
+    assert reward == pytest.approx(1 - 0.9 * steps / env.unwrapped.level.max_steps)
+
+
+def test_step_limit_truncates_without_success():
+    env = make("GoToLocal")
+    env.reset(seed=1)
+    assert env.unwrapped.level.max_steps == 64
+    for t in range(1, 65):
+        _, reward, term, trunc, info = env.step(LEFT)
+        assert not term and info["success"] is False and reward == 0
+        assert trunc == (t == 64)
+
+
+def test_sampling_rejected_never_reaches_stdout(capsys):
+    for level in ("MixedTestLocal", "PutNextLocal", "GoToLocal"):
+        env = make(level)
+        for seed in range(25):
+            env.reset(seed=seed)
+    out = capsys.readouterr().out
+    assert "Sampling rejected" not in out and "Timeout" not in out
+
+
+# --- expert ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "level", ["GoToLocal", "PickupLocal", "PutNextLocal", "MixedTrainLocal", "MixedTestLocal"]
+)
+def test_expert_solves_seeded_episodes(level):
+    env = make(level)
+    assert all(run_expert(env, seed)[0] for seed in range(15))
+
+
+@pytest.mark.parametrize("level", ["GoToLocal", "PutNextLocal", "MixedTrainLocal"])
+def test_expert_stays_correct_after_deviations(level):
+    env = make(level)
+    results = [run_expert(env, seed, deviate_every=3)[0] for seed in range(20)]
+    assert sum(results) >= 18, results
+
+
+def test_expert_is_lazy_and_replans_from_the_real_state():
+    env = make("GoToLocal")
+    env.reset(seed=2)
+    for a in (LEFT, LEFT, FORWARD, RIGHT):  # never asked: the bot is not running
+        env.step(a)
+    assert not env.unwrapped.expert.active
+    first = env.unwrapped.expert_action()
+    assert first in ACTIONS and env.unwrapped.expert.active
+    env.step(ACTIONS.index(first))
+    env.reset(seed=3)
+    assert not env.unwrapped.expert.active  # a new episode starts without a bot
+
+
+def test_expert_recovers_when_its_target_box_disappears():
+    env = make("PickupLocal")
+    for seed in range(200):
+        _, info = env.reset(seed=seed)
+        if "box" in info["mission"]:
+            break
+    level = env.unwrapped.level
+    env.unwrapped.expert_action()
+    target = level.instrs.desc.obj_set[0]
+    level.grid.set(*target.cur_pos, None)  # as if toggled away: the mission is now impossible
+    env.step(LEFT)
+    assert env.unwrapped.expert_action() in (*ACTIONS, None)  # no exception escapes
+
+
+# --- the benchmark levels -------------------------------------------------------------------------
+
+
+def test_pickup_local_is_one_room_with_eight_objects_target_included():
+    env = make("PickupLocal")
+    for seed in range(5):
+        _, info = env.reset(seed=seed)
+        level = env.unwrapped.level
+        objs = [o for o in level.grid.grid if o is not None and o.type != "wall"]
+        assert (level.width, level.height, len(objs), level.max_steps) == (
+            8,
+            8,
+            8,
+            64,
+        )  # LevelGen: the target is one of num_dists=8
+        assert info["mission"].startswith("pick up ")
+
+
+def test_mixed_levels_draw_every_kind_from_the_seed_and_respect_the_split():
+    train, test = make("MixedTrainLocal"), make("MixedTestLocal")
+    kinds = set()
+    for seed in range(60):
+        _, info = train.reset(seed=seed)
+        level = train.unwrapped.level
+        kinds.add(level.task_kind)
+        assert not {" ".join(p) for p in _PAIR.findall(info["mission"])} & HELD_OUT, info["mission"]
+        assert level.width == (15 if level.task_kind == "open" else 8)
+        assert level.max_steps == (64 if level.task_kind in ("goto", "pickup") else 128)
+        _, info = test.reset(seed=seed)
+        pairs = {" ".join(p) for p in _PAIR.findall(info["mission"])}
+        assert pairs and pairs <= HELD_OUT, info["mission"]
+    assert kinds == set(TASK_KINDS)
+    train.reset(seed=11)
+    kind = train.unwrapped.level.task_kind
+    assert all(train.reset(seed=11) and train.unwrapped.level.task_kind == kind for _ in range(3))
+
+
+def test_mixed_open_task_has_one_locked_door_and_its_key():
+    env = make("MixedTrainLocal")
+    found = 0
+    for seed in range(40):
+        _, info = env.reset(seed=seed)
+        level = env.unwrapped.level
+        if level.task_kind != "open":
+            continue
+        found += 1
+        doors = [o for o in level.grid.grid if o is not None and o.type == "door"]
+        assert (
+            len(doors) == 1 and doors[0].is_locked and doors[0].color in ("yellow", "green", "blue", "purple")
+        )
+        keys = [o for o in level.grid.grid if o is not None and o.type == "key" and o.color == doors[0].color]
+        assert keys and level.room_from_pos(*level.agent_pos) is not level.locked_room
+        assert info["mission"] in ("open the door", f"open the {doors[0].color} door")
+    assert found >= 3
