@@ -47,7 +47,8 @@ class ActionScorer:
 
     `max_prompt_tokens` keeps the LAST tokens of a longer prompt (the most recent history; builders in
     `londi.lm.prompts` already drop old steps to fit, this is the hard guard). `candidate_eos` appends EOS
-    to every candidate, so one candidate that is a prefix of another is not favoured by `sum`.
+    to every candidate, so one candidate that is a prefix of another is not favoured by `sum`. `add_bos`:
+    None follows the tokenizer's own special tokens (see `prompt_ids`).
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class ActionScorer:
         reduction: str = "sum",
         max_prompt_tokens: int | None = None,
         candidate_eos: bool = False,
+        add_bos: bool | None = None,
     ):
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -71,6 +73,7 @@ class ActionScorer:
             pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
         self.pad_id = int(pad)
         self._cand_cache: dict[str, list[int]] = {}
+        self._specials = self._special_ids(add_bos)
 
     @property
     def device(self) -> torch.device:
@@ -78,28 +81,46 @@ class ActionScorer:
 
     # ---- tokenization -------------------------------------------------------------------------------
     def prompt_ids(self, prompt: str) -> tuple[list[int], bool]:
-        """Token ids of a prompt (BOS first for causal LMs that have one; EOS last for seq2seq encoders,
-        as they were trained) and whether it was cut to `max_prompt_tokens`."""
-        ids = list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        """Token ids of a prompt as the model was trained to see it, and whether it was cut.
+
+        Special tokens follow the tokenizer (`tokenizer(prompt)`): causal LMs keep its prefix (e.g. Llama's
+        BOS; none for GPT-2 or a londi word tokenizer) and drop any suffix (an EOS would end the prompt);
+        seq2seq encoders keep both (T5's EOS). `add_bos=True/False` forces a BOS / no prefix. A prompt longer
+        than `max_prompt_tokens` keeps its last tokens (the most recent history).
+        """
+        body = list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        prefix, suffix = self._specials
         if self.is_seq2seq:
-            if self.tokenizer.eos_token_id is not None:
-                ids.append(int(self.tokenizer.eos_token_id))
-            truncated = self.max_prompt_tokens is not None and len(ids) > self.max_prompt_tokens
-            if truncated:
-                ids = ids[-self.max_prompt_tokens :]
-            return ids, truncated
-        bos = self.tokenizer.bos_token_id
-        limit = self.max_prompt_tokens
-        if limit is not None and bos is not None:
-            limit -= 1
-        truncated = limit is not None and len(ids) > limit
+            budget = None if self.max_prompt_tokens is None else self.max_prompt_tokens - len(prefix) - len(suffix)
+        else:
+            suffix = []
+            budget = None if self.max_prompt_tokens is None else self.max_prompt_tokens - len(prefix)
+        truncated = budget is not None and len(body) > budget
         if truncated:
-            ids = ids[-limit:] if limit > 0 else []
-        if bos is not None:
-            ids = [int(bos)] + ids
+            body = body[-budget:] if budget > 0 else []
+        ids = prefix + body + suffix
         if not ids:
             raise ValueError("causal scoring needs at least one prompt token (empty prompt and no BOS token)")
         return ids, truncated
+
+    def _special_ids(self, add_bos: bool | None) -> tuple[list[int], list[int]]:
+        """The special ids the tokenizer puts before and after a text (found by encoding a probe)."""
+        probe = "a b"
+        bare = list(self.tokenizer(probe, add_special_tokens=False)["input_ids"])
+        full = list(self.tokenizer(probe)["input_ids"])
+        prefix, suffix = [], []
+        for k in range(len(full) - len(bare) + 1):
+            if full[k : k + len(bare)] == bare:
+                prefix, suffix = full[:k], full[k + len(bare) :]
+                break
+        if add_bos is True:
+            bos = self.tokenizer.bos_token_id
+            if bos is None:
+                raise ValueError("add_bos=True but the tokenizer has no bos_token_id")
+            prefix = [int(bos)]
+        elif add_bos is False:
+            prefix = []
+        return prefix, suffix
 
     def candidate_ids(self, candidate: str) -> list[int]:
         ids = self._cand_cache.get(candidate)

@@ -130,3 +130,25 @@ def tiny_model(
         torch.manual_seed(seed)
         model = cls(cfg)
     return model.eval()
+
+
+def tiny_hf_policy(
+    name: str = "tiny_hf",
+    arch: str = "llama",
+    tokenizer: str = "byte",
+    d_model: int = 32,
+    n_layer: int = 2,
+    n_head: int = 2,
+    model_seed: int = 0,
+    **policy_kwargs,
+):
+    """An `HFPolicy` on a random tiny model: the `tiny_hf` config option (real code path, no files).
+
+    Its choices are meaningless (random weights); it exists to exercise and time the hf backend.
+    `policy_kwargs` go to `HFPolicy` (mode, score, history, max_prompt_tokens, device, meter, ...).
+    """
+    from londi.lm.hf import HFPolicy
+
+    tok = make_tokenizer(tokenizer)
+    model = tiny_model(arch, tok, d_model=d_model, n_layer=n_layer, n_head=n_head, seed=model_seed)
+    return HFPolicy(name=name, model=model, tokenizer=tok, **policy_kwargs)

@@ -1,0 +1,132 @@
+"""HFPolicy end to end on tiny models: choice = argmax of the scorer, the meter counts tokens and FLOPs,
+directories load (safetensors), hub names fail clearly offline, missing paths are named."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from londi.lm.hf import HFPolicy, ModelLoadError, compute_parameters
+from londi.lm.matching import match_action, normalise
+from londi.lm.policy import PolicyError
+from londi.lm.prompts import build_prompt
+from londi.lm.state import Step, TextState
+from londi.lm.tiny import byte_tokenizer, tiny_hf_policy, tiny_model
+from londi.lm.usage import ComputeMeter
+
+ACTIONS = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle")
+
+
+def state(i=0, history=()):
+    return TextState(obs="", mission=f"go to the red ball {i}", admissible_actions=ACTIONS, family="babyai_text",
+                     descriptions=(f"You see a red ball {i + 1} steps forward",), history=tuple(history))
+
+
+@pytest.mark.parametrize("arch", ["llama", "t5"])
+def test_score_mode_end_to_end_with_meter(arch):
+    meter = ComputeMeter()
+    pol = tiny_hf_policy(name="quick", arch=arch, meter=meter)
+    states = [state(0), state(1, [Step("", ("You see a wall 1 step left",), "turn left")])]
+    res = pol.act(states, return_hidden=True)
+    ref = pol.scores(states)
+    for r, s, sc in zip(res, states, ref.scores, strict=True):
+        assert r.index == int(np.argmax(sc)) and r.action == s.admissible_actions[r.index]
+        np.testing.assert_allclose(r.scores, sc, rtol=1e-5)
+        assert r.hidden is not None and r.hidden.ndim == 1
+    u = meter.totals["quick"]
+    assert u.calls == 2
+    assert u.prompt_tokens == sum(len(pol.scorer.prompt_ids(pol.prompt(s))[0]) for s in states)
+    assert u.completion_tokens == 2 * sum(len(a) for a in ACTIONS)  # bytes: one token per character
+    n_enc, n_dec = compute_parameters(pol.model)
+    dense = 2 * (n_enc * u.prompt_tokens + n_dec * u.completion_tokens) if arch == "t5" else \
+        2 * n_dec * u.tokens
+    assert dense < u.flops < 3 * dense  # attention term is positive but not dominant on short prompts
+    assert u.wall_seconds > 0 and u.device_seconds >= 0
+    assert pol.num_parameters == sum(p.numel() for p in pol.model.parameters())
+
+
+def test_prompt_budget_and_history_from_config():
+    pol = tiny_hf_policy(history=0)
+    s = state(0, [Step("", ("You see a wall 1 step left",), "turn left")])
+    assert pol.prompt(s) == build_prompt(s, history=0)
+    full = tiny_hf_policy().prompt(s)
+    budget = len(full) - 1  # byte tokenizer: tokens == characters; forces dropping the history step
+    assert tiny_hf_policy(max_prompt_tokens=budget).prompt(s) == build_prompt(s, history=0)
+
+
+def test_sampling_is_seeded_and_mean_reduction():
+    a = tiny_hf_policy(greedy=False, temperature=5.0, seed=3, score="mean")
+    b = tiny_hf_policy(greedy=False, temperature=5.0, seed=3, score="mean")
+    picks_a = [a.act_one(state(i)).index for i in range(20)]
+    assert picks_a == [b.act_one(state(i)).index for i in range(20)]
+    assert len(set(picks_a)) > 1  # high temperature actually samples
+    assert a.reduction == "mean"
+
+
+@pytest.mark.parametrize("arch", ["llama", "t5"])
+def test_generate_mode_maps_text_or_raises(arch):
+    meter = ComputeMeter()
+    # Greedy decoding of a random tiny model repeats whitespace; seeded sampling gives word pieces to map.
+    pol = tiny_hf_policy(name="gen", arch=arch, tokenizer="bpe", mode="generate", max_new_tokens=3, greedy=False,
+                         temperature=2.0, seed=0, meter=meter)
+    s = TextState(obs="You are in the kitchen.", mission="boil water", admissible_actions=("look around",),
+                  family="scienceworld")  # this prompt does not list the actions, so they do not change the reply
+    text = pol.generate_text([s])[0]
+    assert normalise(text), f"the tiny model generated no words to map ({text!r})"
+    pol.seed(0)
+    with pytest.raises(PolicyError, match="matches none of the admissible actions"):
+        pol.act([s])
+    assert meter.totals["gen"].calls == 1 and meter.totals["gen"].completion_tokens > 0  # failed calls still cost
+    s2 = TextState(obs=s.obs, mission=s.mission, admissible_actions=("look around", normalise(text)),
+                   family="scienceworld")
+    pol.seed(0)
+    r = pol.act_one(s2, return_hidden=True)
+    assert r.index == 1 and r.info["generated"] == text and r.hidden is not None
+    assert meter.totals["gen"].calls == 2 and meter.totals["gen"].flops > 0
+
+
+def test_save_and_load_directory_with_distill_meta(tmp_path):
+    tok = byte_tokenizer()
+    model = tiny_model("gpt2", tok, seed=4)
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    tok.save_pretrained(tmp_path)
+    (tmp_path / "londi_distill.json").write_text(json.dumps(
+        {"prompt": {"family": "babyai_text", "history": 0, "max_prompt_tokens": 300}, "scoring": "mean"}))
+    assert (tmp_path / "model.safetensors").exists()
+    pol = HFPolicy(name="d", path=str(tmp_path))
+    assert pol.history == 0 and pol.max_prompt_tokens == 300 and pol.reduction == "mean"
+    direct = HFPolicy(name="m", model=model, tokenizer=tok, history=0, score="mean", add_bos=False)
+    np.testing.assert_allclose(pol.act_one(state()).scores, direct.act_one(state()).scores, rtol=1e-5)
+
+
+def test_missing_path_and_offline_hub_name_errors(tmp_path, monkeypatch):
+    missing = tmp_path / "nope" / "model"
+    with pytest.raises(ModelLoadError, match=str(missing)):
+        HFPolicy(path=str(missing))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE=1.*local model directory"):
+        HFPolicy(path="londi-test/definitely-not-cached-model")
+    with pytest.raises(ValueError, match="needs `path`"):
+        HFPolicy()
+    with pytest.raises(ValueError, match="mode"):
+        tiny_hf_policy(mode="dream")
+
+
+def test_match_action():
+    acts = ["turn left", "go forward", "open door to kitchen", "open door to kitchen garden"]
+    assert normalise(" Go  Forward. ") == "go forward"
+    assert match_action("go forward", acts) == 1
+    assert match_action("Action: Go forward.\nbecause the ball is ahead", acts) == 1
+    assert match_action("> open door to kitchen garden", acts) == 3
+    assert match_action("I think I should open door to kitchen now", acts) == 2
+    assert match_action("turn lefft", acts) == 0
+    assert match_action("eat the banana", acts) is None
+    assert match_action("", acts) is None
+
+
+def test_device_and_dtype_config():
+    pol = tiny_hf_policy(device="auto")
+    assert pol.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="temperature"):
+        tiny_hf_policy(greedy=False, temperature=0.0)
