@@ -1,0 +1,203 @@
+"""`OpenAIPolicy`: any OpenAI-compatible chat/completions endpoint (vLLM, TGI, llama.cpp server, OpenAI).
+
+The reply text is mapped onto an admissible action (`londi.lm.matching`). An endpoint that stays
+unreachable after the retries, an HTTP error, or a reply that names no admissible action raises
+`PolicyError` (the switcher may fall back to QUICK); it never acts at random.
+
+The API key is read from the environment variable named by `api_key_env` at request time: it is never
+stored on the object, in its repr, in error messages, in logs or in saved configs.
+
+Cost: tokens from the reply's `usage` field (estimated as words when the server sends none, and flagged
+in `ActResult.info`); FLOPs = 2 x `num_params` x tokens when the served model's size is configured
+(0 otherwise: the meter cannot see a remote device). Wall seconds are measured here; device seconds are
+this process's CPU seconds (the remote GPU's time is not observable from the client).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from londi.lm.matching import match_action
+from londi.lm.policy import ActResult, LMPolicy, PolicyError
+from londi.lm.prompts import PromptBuilder, count_words, get_prompt_builder
+from londi.lm.state import TextState
+from londi.lm.usage import ComputeMeter, Usage
+
+log = logging.getLogger(__name__)
+
+ENDPOINTS = ("chat", "completions")
+DEFAULT_SYSTEM = (
+    "You are an agent acting in a text environment. Reply with exactly one of the possible actions, "
+    "copied verbatim, and nothing else."
+)
+_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class OpenAIPolicy(LMPolicy):
+    """A policy served by an OpenAI-compatible HTTP endpoint.
+
+    Args:
+        base_url: e.g. "http://localhost:8000/v1" (requests go to {base_url}/chat/completions or /completions).
+        model: the served model's name. api_key_env: NAME of the env var holding the key (unset: no key sent).
+        endpoint: "chat" or "completions". timeout: seconds per request.
+        retries: extra attempts after a connection error, timeout or HTTP 408/429/5xx, waiting
+            backoff x 2^k seconds (capped at max_backoff) before attempt k+1.
+        temperature, max_tokens: sampling settings sent to the server. history: past steps in the prompt.
+        num_params: size of the served model, for FLOPs (0 = unknown). max_concurrency: parallel requests.
+    """
+
+    def __init__(
+        self,
+        name: str = "openai",
+        base_url: str = "http://localhost:8000/v1",
+        model: str = "default",
+        api_key_env: str | None = "OPENAI_API_KEY",
+        endpoint: str = "chat",
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        temperature: float = 0.0,
+        max_tokens: int = 32,
+        history: int | None = None,
+        system_prompt: str = DEFAULT_SYSTEM,
+        num_params: int = 0,
+        max_concurrency: int = 8,
+        meter: ComputeMeter | None = None,
+    ):
+        super().__init__(name, meter)
+        if endpoint not in ENDPOINTS:
+            raise ValueError(f"endpoint must be one of {ENDPOINTS}, got {endpoint!r}")
+        if retries < 0 or timeout <= 0:
+            raise ValueError(f"need retries >= 0 and timeout > 0, got retries={retries}, timeout={timeout}")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key_env = api_key_env
+        self.endpoint = endpoint
+        self.timeout = float(timeout)
+        self.retries = int(retries)
+        self.backoff = float(backoff)
+        self.max_backoff = float(max_backoff)
+        self.temperature = float(temperature)
+        self.max_tokens = int(max_tokens)
+        self.history = history
+        self.system_prompt = system_prompt
+        self._num_params = int(num_params)
+        self.max_concurrency = max(1, int(max_concurrency))
+        self._builders: dict[str, PromptBuilder] = {}
+
+    @property
+    def num_parameters(self) -> int:
+        return self._num_params
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/{'chat/completions' if self.endpoint == 'chat' else 'completions'}"
+
+    def __repr__(self) -> str:  # no key: only the variable's name
+        return (f"OpenAIPolicy(name={self.name!r}, base_url={self.base_url!r}, model={self.model!r}, "
+                f"endpoint={self.endpoint!r}, api_key_env={self.api_key_env!r})")
+
+    # ---- prompt and request -------------------------------------------------------------------------
+    def prompt(self, state: TextState) -> str:
+        """The environment prompt plus the list of possible actions to copy from."""
+        builder = self._builders.get(state.family)
+        if builder is None:
+            kw = {"history": int(self.history)} if self.history is not None else {}
+            builder = self._builders[state.family] = get_prompt_builder(state.family, **kw)
+        text = builder.build(state)
+        return f"{text}\n\nPossible actions: {'; '.join(state.admissible_actions)}\nNext action:"
+
+    def _payload(self, prompt: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens}
+        if self.endpoint == "chat":
+            body["messages"] = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt}]
+        else:
+            body["prompt"] = f"{self.system_prompt}\n\n{prompt}"
+        return body
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def request(self, prompt: str) -> dict[str, Any]:
+        """POST one prompt with retries; the decoded JSON reply, or PolicyError."""
+        data = json.dumps(self._payload(prompt)).encode()
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(min(self.backoff * 2 ** (attempt - 1), self.max_backoff))
+            req = urllib.request.Request(self.url, data=data, headers=self._headers(), method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    raw = resp.read()
+            except urllib.error.HTTPError as e:
+                detail = e.read()[:300].decode(errors="replace")
+                last = f"HTTP {e.code}: {detail}"
+                if e.code not in _RETRY_STATUS:
+                    raise PolicyError(f"{self.name}: {self.url} answered {last}") from None
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
+                last = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+            else:
+                try:
+                    return json.loads(raw)
+                except json.JSONDecodeError:
+                    raise PolicyError(f"{self.name}: {self.url} sent a reply that is not JSON: {raw[:200]!r}") from None
+            log.warning("%s: attempt %d/%d to %s failed (%s)", self.name, attempt + 1, self.retries + 1, self.url, last)
+        raise PolicyError(
+            f"{self.name}: endpoint {self.url} unreachable or failing after {self.retries + 1} attempts ({last}); "
+            "check base_url and that the server is up"
+        )
+
+    def _reply_text(self, reply: dict[str, Any]) -> str:
+        try:
+            choice = reply["choices"][0]
+            text = choice["message"]["content"] if self.endpoint == "chat" else choice["text"]
+        except (KeyError, IndexError, TypeError):
+            raise PolicyError(f"{self.name}: reply has no choices[0] text: {json.dumps(reply)[:200]}") from None
+        return text or ""
+
+    # ---- the backend --------------------------------------------------------------------------------
+    def _one(self, state: TextState) -> tuple[ActResult | PolicyError, int, int, bool]:
+        prompt = self.prompt(state)
+        try:
+            reply = self.request(prompt)
+            text = self._reply_text(reply)
+        except PolicyError as e:
+            return e, 0, 0, True
+        u = reply.get("usage") or {}
+        estimated = "prompt_tokens" not in u
+        p_tok = int(u.get("prompt_tokens", count_words(self.system_prompt) + count_words(prompt)))
+        c_tok = int(u.get("completion_tokens", count_words(text)))
+        idx = match_action(text, state.admissible_actions)
+        if idx is None:
+            return PolicyError(f"{self.name}: reply {text[:200]!r} names none of the admissible actions"), p_tok, c_tok, estimated
+        return ActResult(index=idx, action=state.admissible_actions[idx],
+                         info={"reply": text, "tokens_estimated": estimated}), p_tok, c_tok, estimated
+
+    def _act(self, states: Sequence[TextState], usage: Usage, return_hidden: bool) -> list[ActResult]:
+        if len(states) == 1 or self.max_concurrency == 1:
+            outs = [self._one(s) for s in states]
+        else:
+            with ThreadPoolExecutor(min(self.max_concurrency, len(states))) as pool:
+                outs = list(pool.map(self._one, states))
+        usage.calls += len(states)  # counted before raising: failed requests were still made
+        for _, p_tok, c_tok, _ in outs:
+            usage.prompt_tokens += p_tok
+            usage.completion_tokens += c_tok
+            usage.flops += 2.0 * self._num_params * (p_tok + c_tok)
+        for out, *_ in outs:
+            if isinstance(out, PolicyError):
+                raise out
+        return [o for o, *_ in outs]  # type: ignore[misc]

@@ -1,0 +1,151 @@
+"""OpenAIPolicy against a real local HTTP server (http.server on 127.0.0.1 in a thread), not a mock."""
+
+import json
+import logging
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from londi.lm.openai_client import OpenAIPolicy
+from londi.lm.policy import PolicyError
+from londi.lm.state import TextState
+from londi.lm.usage import ComputeMeter
+
+SECRET = "sk-test-0123456789-do-not-leak"
+STATE = TextState(obs="", mission="go to the red ball", admissible_actions=("turn left", "turn right", "go forward"),
+                  family="babyai_text", descriptions=("You see a red ball 2 steps forward",))
+
+
+class FakeServer:
+    """Answers from a script: each request pops the next (status, body) (the last one repeats)."""
+
+    def __init__(self):
+        self.script: list[tuple[int, dict | str]] = []
+        self.requests: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+                status, reply = server.script.pop(0) if len(server.script) > 1 else server.script[0]
+                data = (reply if isinstance(reply, str) else json.dumps(reply)).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = FakeServer()
+    yield s
+    s.close()
+
+
+def chat(text, usage=True):
+    reply = {"choices": [{"message": {"role": "assistant", "content": text}}]}
+    if usage:
+        reply["usage"] = {"prompt_tokens": 50, "completion_tokens": 3}
+    return reply
+
+
+def policy(url, meter=None, **kw):
+    kw.setdefault("retries", 2)
+    kw.setdefault("backoff", 0.01)
+    return OpenAIPolicy(name="dt", base_url=url, model="m", api_key_env="LONDI_TEST_KEY", timeout=2.0,
+                        meter=meter or ComputeMeter(), **kw)
+
+
+def test_good_reply_is_mapped_and_metered(server, monkeypatch):
+    monkeypatch.setenv("LONDI_TEST_KEY", SECRET)
+    server.script = [(200, chat("Go forward."))]
+    meter = ComputeMeter()
+    pol = policy(server.url, meter, num_params=1000)
+    r = pol.act([STATE, STATE])
+    assert [x.action for x in r] == ["go forward", "go forward"]
+    req = server.requests[0]
+    assert req["path"] == "/v1/chat/completions" and req["auth"] == f"Bearer {SECRET}"
+    assert req["body"]["model"] == "m" and "Goal of the agent: go to the red ball" in req["body"]["messages"][1]["content"]
+    u = meter.totals["dt"]
+    assert (u.calls, u.prompt_tokens, u.completion_tokens, u.flops) == (2, 100, 6, 2 * 1000 * 106)
+
+
+def test_completions_endpoint_and_missing_usage(server):
+    server.script = [(200, {"choices": [{"text": " turn left\n"}]})]
+    r = policy(server.url, endpoint="completions").act_one(STATE)
+    assert r.action == "turn left" and r.info["tokens_estimated"]
+    assert server.requests[0]["path"] == "/v1/completions" and server.requests[0]["auth"] is None
+
+
+def test_unusable_reply_raises_never_random(server):
+    server.script = [(200, chat("I would like to dance"))]
+    meter = ComputeMeter()
+    with pytest.raises(PolicyError, match="names none of the admissible actions"):
+        policy(server.url, meter).act_one(STATE)
+    assert meter.totals["dt"].calls == 1  # the request was made, so it is counted
+    server.script = [(200, {"unexpected": True})]
+    with pytest.raises(PolicyError, match="no choices"):
+        policy(server.url).act_one(STATE)
+
+
+def test_retries_with_backoff_then_success(server):
+    server.script = [(503, "busy"), (500, "oops"), (200, chat("turn right"))]
+    assert policy(server.url, retries=2).act_one(STATE).action == "turn right"
+    assert len(server.requests) == 3
+
+
+def test_retries_exhausted_and_client_errors_not_retried(server):
+    server.script = [(503, "busy")]
+    with pytest.raises(PolicyError, match="after 2 attempts.*HTTP 503"):
+        policy(server.url, retries=1).act_one(STATE)
+    assert len(server.requests) == 2
+    server.requests.clear()
+    server.script = [(401, "bad key")]
+    with pytest.raises(PolicyError, match="HTTP 401"):
+        policy(server.url, retries=3).act_one(STATE)
+    assert len(server.requests) == 1
+
+
+def test_endpoint_down():
+    with socket.socket() as s:  # a port that was free a moment ago and has no listener now
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(PolicyError, match="unreachable.*check base_url"):
+        policy(f"http://127.0.0.1:{port}/v1", retries=1).act_one(STATE)
+
+
+def test_key_never_leaks(server, monkeypatch, caplog):
+    monkeypatch.setenv("LONDI_TEST_KEY", SECRET)
+    server.script = [(503, "busy")]
+    pol = policy(server.url, retries=1)
+    with caplog.at_level(logging.DEBUG), pytest.raises(PolicyError) as err:
+        pol.act_one(STATE)
+    assert server.requests[0]["auth"] == f"Bearer {SECRET}"  # it was sent...
+    for text in (repr(pol), str(err.value), caplog.text, json.dumps(vars(pol), default=str)):
+        assert SECRET not in text  # ...and appears nowhere else
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="endpoint"):
+        OpenAIPolicy(endpoint="embeddings")
+    with pytest.raises(ValueError, match="retries"):
+        OpenAIPolicy(retries=-1)
