@@ -31,3 +31,7 @@ def make(id: str, **kwargs: Any) -> gym.Env:
 from envs.babyai_text import register_babyai_text  # noqa: E402
 
 register_babyai_text()
+
+from envs.scienceworld import register_scienceworld  # noqa: E402
+
+register_scienceworld()

@@ -18,17 +18,28 @@ import gymnasium as gym
 BABYAI_LEVELS = ("GoToLocal", "PickupLocal", "PutNextLocal", "MixedTrainLocal", "MixedTestLocal")
 
 
-def expert_success(env_id: str, episodes: int, seed0: int = 0) -> float:
-    """Fraction of `episodes` seeded episodes the env's expert completes."""
+def expert_success(env_id: str, episodes: int, seed0: int = 0, noise: float = 0.0) -> float:
+    """Fraction of `episodes` seeded episodes the env's expert completes.
+
+    With `noise` > 0 a uniformly random action replaces the expert's with that probability (or when the
+    expert has no action), which measures how well the expert recovers after deviations (DAgger use).
+    """
+    import numpy as np
+
     import envs  # noqa: F401  (registers ids)
 
     env = gym.make(env_id)
+    rng = np.random.default_rng(seed0)
     wins = 0
     for ep in range(episodes):
         env.reset(seed=seed0 + ep)
         actions = env.unwrapped.admissible_actions
         while True:
-            a = actions.index(env.unwrapped.expert_action())
+            expert = env.unwrapped.expert_action()
+            if expert is None or (noise and rng.random() < noise):
+                a = int(rng.integers(len(actions)))
+            else:
+                a = actions.index(expert)
             _, _, term, trunc, info = env.step(a)
             if term or trunc:
                 wins += bool(info["success"])
@@ -59,7 +70,11 @@ def bench_babyai_text(args: argparse.Namespace) -> None:
     for level in BABYAI_LEVELS:
         t0 = time.perf_counter()
         rate = expert_success(f"BabyAI-Text-{level}-v0", args.episodes)
-        print(f"  {level:<16} success {rate:.3f}  ({time.perf_counter() - t0:.1f} s)")
+        noisy = expert_success(f"BabyAI-Text-{level}-v0", args.episodes, noise=0.3)
+        print(
+            f"  {level:<16} success {rate:.3f}   with 30% random actions {noisy:.3f}"
+            f"  ({time.perf_counter() - t0:.1f} s)"
+        )
     print("== BabyAI-Text: random-action steps/s (GoToLocal)")
     with contextlib.redirect_stdout(io.StringIO()):  # the raw env prints "Sampling rejected" at resets
         raw = steps_per_second(gym.make("BabyAI-GoToLocal-v0"), args.steps)
@@ -72,7 +87,105 @@ def bench_babyai_text(args: argparse.Namespace) -> None:
     print(f"  text + expert  {expert:8.0f} steps/s   (expert_action() asked at every step)")
 
 
-SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {"babyai_text": bench_babyai_text}
+SW_TASKS = (
+    "boil",
+    "melt",
+    "find-living-thing",
+    "test-conductivity",
+    "chemistry-mix",
+    "grow-plant",
+    "use-thermometer",
+    "identify-life-stages-1",
+)
+
+
+def _sw_median_ms(step: Callable[[], bool], steps: int, restart: Callable[[], None]) -> float:
+    """Median wall milliseconds of `step()` over `steps` calls; `step` returns True at episode end."""
+    times = []
+    restart()
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        done = step()
+        times.append(time.perf_counter() - t0)
+        if done:
+            restart()
+    times.sort()
+    return 1000 * times[len(times) // 2]
+
+
+def bench_scienceworld(args: argparse.Namespace) -> None:
+    """Gold-path replays of 8 tasks through ScienceWorld-v0, then median step time: ours vs the package's step."""
+    import random
+
+    from scienceworld import ScienceWorldEnv
+
+    import envs  # noqa: F401
+
+    print("== ScienceWorld: gold paths (variation 0, easy) replayed by expert_action()")
+    env = gym.make("ScienceWorld-v0", task="boil", variation=0)
+    for task in SW_TASKS:
+        env.unwrapped.task_name = task
+        obs, info = env.reset(seed=0)
+        n, admissible = 0, True
+        while (action := env.unwrapped.expert_action()) is not None:
+            admissible &= action in info["admissible_actions"]
+            obs, _, term, trunc, info = env.step(info["admissible_actions"].index(action))
+            n += 1
+            if term or trunc:
+                break
+        print(
+            f"  {task:<24} steps {n:3d} score {info['score']:3d} terminated {term} success {info['success']}"
+            f" every gold action admissible {admissible}"
+        )
+    env.close()
+
+    steps = args.sw_steps
+    print(
+        f"== ScienceWorld: median step over {steps} random admissible actions (boil v0 easy, step limit 100)"
+    )
+    raw = ScienceWorldEnv(
+        "", envStepLimit=100
+    )  # the package's env: step = step + look + inventory + valid list
+    raw.load("boil", 0, "easy")
+    rng = random.Random(0)
+    raw_state = {"valid": []}
+
+    def raw_restart() -> None:
+        raw_state["valid"] = raw.reset()[1]["valid"]
+
+    def raw_step() -> bool:
+        _, _, done, info = raw.step(rng.choice([a for a in raw_state["valid"] if a != "reset task"]))
+        raw_state["valid"] = info["valid"]
+        return done
+
+    t_raw = _sw_median_ms(raw_step, steps, raw_restart)
+    raw.close()
+    ours = gym.make("ScienceWorld-v0", task="boil", variation=0, step_limit=100)
+    rng = random.Random(0)
+    ours_state = {"n": 0}
+
+    def ours_restart() -> None:
+        ours_state["n"] = len(ours.reset(seed=0)[1]["admissible_actions"])
+
+    def ours_step() -> bool:
+        _, _, term, trunc, info = ours.step(rng.randrange(ours_state["n"]))
+        ours_state["n"] = len(info["admissible_actions"])
+        return term or trunc
+
+    t_ours = _sw_median_ms(ours_step, steps, ours_restart)
+    u = ours.unwrapped
+    ours.close()
+    print(f"  package ScienceWorldEnv.step {t_raw:7.1f} ms  ({1000 / t_raw:6.1f} steps/s)")
+    print(
+        f"  ScienceWorld-v0 step         {t_ours:7.1f} ms  ({1000 / t_ours:6.1f} steps/s; speed-up x{t_raw / t_ours:.1f},"
+        f" target >= 3; valid-list cache hits {u.cache_hits}/{u.cache_hits + u.cache_misses})"
+    )
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "babyai_text": bench_babyai_text,
+    "scienceworld": bench_scienceworld,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -80,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--env", choices=[*SECTIONS, "all"], default="all")
     parser.add_argument("--episodes", type=int, default=100, help="expert episodes per level")
     parser.add_argument("--steps", type=int, default=5000, help="steps per speed measurement")
+    parser.add_argument("--sw-steps", type=int, default=300, help="ScienceWorld steps per speed measurement")
     args = parser.parse_args(argv)
     for name, section in SECTIONS.items():
         if args.env in (name, "all"):

@@ -1,0 +1,353 @@
+"""`ScienceWorld-v0`: a Gymnasium 1.x text env over the `scienceworld` simulator (one JVM per env).
+
+Actions: an int index into `info["admissible_actions"]` (the action space is `Discrete(max_actions)`, with
+`info["action_mask"]` and `action_masks()` for MaskablePPO). For convenience `step` also accepts any action
+string, which is sent to ScienceWorld verbatim (it need not be admissible). An action ScienceWorld does not
+understand, or an index past the admissible list, is reported in `info["action_accepted"]` = False and costs a
+step; it never raises.
+
+Speed: the package's `ScienceWorldEnv.step` fetches look, inventory and every valid action (element by element
+over py4j) at every step. We fetch the valid actions in one JSON call, look/inventory only when the observation
+includes them, cache the admissible list per state, and cache gold paths per (task, variation,
+simplification) so only the first reset of a variation pays for gold-path generation.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import OrderedDict
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.scienceworld.admissible import ambiguity_options, build_admissible, parse_valid_json
+from envs.scienceworld.jvm import DEFAULT_HEAP, JVM_ERRORS, ScienceWorldJVM
+from envs.scienceworld.tasks import check_simplification, check_split, resolve_task
+
+FAMILY = "scienceworld"
+CHARSET = frozenset(string.printable)
+REJECTED_PREFIXES = ("No known action matches that input", "Unknown action")
+_READING_RE = re.compile(r"-?\d+(\.\d+)? degrees (celsius|fahrenheit)")
+ROWS_CACHE_SIZE = 256
+
+
+def state_key(look: str, inventory: str) -> str:
+    """What the valid actions depend on: the room (objects, contents, open/on states) and the inventory.
+
+    Thermometer readings change at almost every step but not the actions, so they are blanked out.
+    """
+    return _READING_RE.sub("# degrees", look + "\n" + inventory)
+
+
+def _ranges(values: list[int]) -> str:
+    """Compact listing of sorted ints: "0-13, 20, 22-24"."""
+    out: list[str] = []
+    start = prev = None
+    for v in sorted(values):
+        if start is None:
+            start = prev = v
+        elif v == prev + 1:
+            prev = v
+        else:
+            out.append(f"{start}-{prev}" if start != prev else f"{start}")
+            start = prev = v
+    if start is not None:
+        out.append(f"{start}-{prev}" if start != prev else f"{start}")
+    return ", ".join(out)
+
+
+class ScienceWorldTextEnv(gym.Env):
+    """One ScienceWorld task as a text env; see the module docstring for the action convention.
+
+    Args:
+        task: task name ("boil"), index into `TASK_NAMES`, or paper id ("1-1").
+        variation: a fixed variation, or None to sample one of `split` with the reset seed at every reset
+            (`reset(options={"variation": k})` overrides it for one episode).
+        simplification: "easy" (all simplifications), "" (none) or a comma-separated list.
+        split: "train", "dev" or "test": where variations are sampled from and must belong to.
+        step_limit: env steps before `truncated` (never `terminated`).
+        max_actions: size of the action space and cap on the admissible list (the gold action is always kept).
+        include_task / include_look / include_inventory: what the observation text holds besides the
+            last action's result.
+        normalize_reward: divide the score delta (0-100 scale) by 100 and clip to [-1, 1].
+        expert: generate gold paths so `expert_action()` works (first load of a variation is slower).
+        heap: JVM maximum heap (`-Xmx`), e.g. "1g".
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "ansi"]}
+    family = FAMILY
+    _split_cache: ClassVar[dict[tuple[str, str], list[int]]] = {}
+    _gold_cache: ClassVar[dict[tuple[str, int, str], list[str]]] = {}
+
+    def __init__(
+        self,
+        task: str | int = "boil",
+        variation: int | None = 0,
+        simplification: str = "easy",
+        split: str = "train",
+        step_limit: int = 100,
+        max_actions: int = 128,
+        include_task: bool = True,
+        include_look: bool = True,
+        include_inventory: bool = True,
+        normalize_reward: bool = False,
+        expert: bool = True,
+        heap: str = DEFAULT_HEAP,
+        max_obs_length: int = 16384,
+        render_mode: str | None = None,
+    ) -> None:
+        self.task_name = resolve_task(task)
+        self.simplification = check_simplification(simplification)
+        self.split = check_split(split)
+        if variation is not None and (isinstance(variation, bool) or int(variation) < 0):
+            raise ValueError(f"variation must be a non-negative int or None, got {variation!r}")
+        self.variation = None if variation is None else int(variation)
+        if step_limit < 1 or max_actions < 2:
+            raise ValueError(f"need step_limit >= 1 and max_actions >= 2, got {step_limit}, {max_actions}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode {render_mode!r} not in {self.metadata['render_modes']}")
+        self.step_limit = int(step_limit)
+        self.max_actions = int(max_actions)
+        self.include_task, self.include_look, self.include_inventory = include_task, include_look, include_inventory
+        self.normalize_reward = normalize_reward
+        self.expert = expert
+        self.render_mode = render_mode
+        self.max_obs_length = int(max_obs_length)
+        self.observation_space = spaces.Text(max_length=self.max_obs_length, min_length=0, charset=CHARSET)
+        self.action_space = spaces.Discrete(self.max_actions)
+        self.jvm = ScienceWorldJVM(heap=heap)  # started lazily at the first reset
+        self._episode_variation: int | None = None
+        self._task_description = ""
+        self._gold: list[str] = []
+        self._gold_pos = 0
+        self._on_gold_path = False
+        self._admissible: list[str] = []
+        self._score = 0
+        self._elapsed = 0
+        self._done = False
+        self._obs = ""
+        self._loaded = False
+        self._ambiguous = False
+        self._rows_cache: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = OrderedDict()
+        self.cache_hits = self.cache_misses = 0
+
+    # ------------------------------------------------------------------ public helpers
+    @property
+    def admissible_actions(self) -> list[str]:
+        """The admissible actions of the current state (what an int action indexes)."""
+        return list(self._admissible)
+
+    def action_masks(self) -> np.ndarray:
+        """Boolean mask over `Discrete(max_actions)` (the name sb3-contrib's MaskablePPO looks for)."""
+        mask = np.zeros(self.max_actions, dtype=bool)
+        mask[: len(self._admissible)] = True
+        return mask
+
+    def expert_action(self) -> str | None:
+        """The next gold-path action while every action so far followed the gold path; None once deviated."""
+        if not self.expert:
+            raise RuntimeError("expert_action() needs gold paths: make the env with expert=True")
+        if self._done or not self._on_gold_path or self._gold_pos >= len(self._gold):
+            return None
+        return self._gold[self._gold_pos]
+
+    def gold_path(self) -> list[str]:
+        """The whole gold action sequence of the current episode's variation ([] when expert=False)."""
+        return list(self._gold)
+
+    def variations(self, split: str | None = None) -> list[int]:
+        """Variation indices of `split` (default: the env's split) for this task; starts the JVM if needed."""
+        split = check_split(split or self.split)
+        key = (self.task_name, split)
+        if key not in self._split_cache:
+            srv = self.jvm.server
+            srv.load(self.task_name, 0, self.simplification, False)
+            self._loaded = False  # the query load is not an episode
+            getter = {"train": srv.getVariationsTrain, "dev": srv.getVariationsDev, "test": srv.getVariationsTest}
+            self._split_cache[key] = [int(v) for v in getter[split]()]
+        return list(self._split_cache[key])
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        super().reset(seed=seed)
+        options = options or {}
+        try:
+            return self._reset(options)
+        except JVM_ERRORS:
+            if self.jvm.alive():
+                raise
+            self.jvm.restart()  # one transparent retry on a fresh JVM
+            obs, info = self._reset(options)
+            info["jvm_restarted"] = True
+            return obs, info
+
+    def _reset(self, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        variation = self._pick_variation(options.get("variation", self.variation))
+        srv = self.jvm.server
+        key = (self.task_name, variation, self.simplification)
+        gold = self._gold_cache.get(key) if self.expert else None
+        generate = self.expert and gold is None
+        srv.load(self.task_name, variation, self.simplification, generate)
+        if generate:
+            gold = [str(a) for a in srv.getGoldActionSequence()]
+            self._gold_cache[key] = gold
+        self._gold = list(gold or [])
+        self._gold_pos, self._on_gold_path = 0, self.expert
+        self._episode_variation = variation
+        self._loaded = True
+        self._task_description = str(srv.freeActionTaskDesc())
+        self._score, self._elapsed, self._done = 0, 0, False
+        look, inventory = str(srv.freeActionLook()), str(srv.freeActionInventory())
+        self._obs = self._compose(look, None, inventory)
+        self._admissible = self._fetch_admissible(look, look, inventory)
+        return self._obs, self._info(action=None, accepted=True)
+
+    def step(self, action: int | np.integer | str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        if not self._loaded:
+            raise gym.error.ResetNeeded("Call reset() before step() (and after the JVM was restarted).")
+        if self._done:
+            raise gym.error.ResetNeeded("The episode is over (terminated or truncated): call reset().")
+        self._elapsed += 1
+        action_str, error = self._resolve(action)
+        if action_str is None:
+            return self._finish(f"Invalid action: {error}", 0, accepted=False, action=None, error=error)
+        try:
+            srv = self.jvm.server
+            observation = str(srv.step(action_str))
+            score = int(round(100 * float(srv.getScore())))
+            completed = bool(srv.getCompleted())
+        except JVM_ERRORS as exc:
+            if self.jvm.alive():
+                raise
+            return self._jvm_died(action_str, exc)
+        self._advance_gold(action_str)
+        reward = score - self._score
+        self._score = score
+        accepted = not observation.startswith(REJECTED_PREFIXES)
+        terminated = completed or score < 0
+        return self._finish(observation, reward, accepted=accepted, action=action_str, terminated=terminated)
+
+    def render(self) -> str | None:
+        if self.render_mode == "ansi":
+            return self._obs
+        if self.render_mode == "human":
+            print(self._obs)
+        return None
+
+    def close(self) -> None:
+        self.jvm.close()
+        self._loaded = False
+        super().close()
+
+    # ------------------------------------------------------------------ internals
+    def _pick_variation(self, variation: int | None) -> int:
+        allowed = self.variations()
+        if variation is None:
+            return int(allowed[int(self.np_random.integers(len(allowed)))])
+        if int(variation) not in set(allowed):
+            raise ValueError(
+                f"Variation {variation} is not in the {self.split!r} split of task {self.task_name!r}; "
+                f"valid {self.split} variations: {_ranges(allowed)} (or variation=None to sample one)"
+            )
+        return int(variation)
+
+    def _resolve(self, action: int | np.integer | str) -> tuple[str | None, str | None]:
+        """Action string to send, or (None, why) for an index outside the admissible list."""
+        if isinstance(action, str):
+            return action, None
+        idx = int(np.asarray(action).item())
+        if not 0 <= idx < len(self._admissible):
+            return None, f"index {idx} is outside the {len(self._admissible)} admissible actions"
+        return self._admissible[idx], None
+
+    def _advance_gold(self, action_str: str) -> None:
+        if self._on_gold_path and self._gold_pos < len(self._gold) and action_str == self._gold[self._gold_pos]:
+            self._gold_pos += 1
+        else:
+            self._on_gold_path = False
+
+    def _finish(
+        self, observation: str, reward: int, *, accepted: bool, action: str | None,
+        terminated: bool = False, error: str | None = None,
+    ) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        truncated = not terminated and self._elapsed >= self.step_limit
+        self._done = terminated or truncated
+        srv = self.jvm.server
+        look, inventory = str(srv.freeActionLook()), str(srv.freeActionInventory())
+        self._obs = self._compose(observation, look if self.include_look else None, inventory)
+        self._admissible = self._fetch_admissible(observation, look, inventory)
+        info = self._info(action=action, accepted=accepted)
+        if error is not None:
+            info["error"] = error
+        r = float(reward)
+        if self.normalize_reward:
+            r = float(np.clip(r / 100.0, -1.0, 1.0))
+        return self._obs, r, terminated, truncated, info
+
+    def _jvm_died(self, action_str: str, exc: BaseException) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """The JVM died mid-episode: start a fresh one, end this episode as truncated and say so."""
+        self.jvm.restart()
+        self._loaded, self._done, self._admissible = False, True, []
+        info = self._info(action=action_str, accepted=False)
+        info.update(jvm_restarted=True, success=False,
+                    error=f"ScienceWorld JVM died ({type(exc).__name__}: {exc}); restarted, episode failed: reset()")
+        return self._obs, 0.0, False, True, info
+
+    def _valid_rows(self, look: str, inventory: str) -> list[dict[str, Any]]:
+        """ScienceWorld's valid combinations for this state, from an LRU cache keyed by what they depend on."""
+        key = (self.task_name, self._episode_variation, self.simplification, state_key(look, inventory))
+        rows = self._rows_cache.get(key)
+        if rows is not None:
+            self.cache_hits += 1
+            self._rows_cache.move_to_end(key)
+            return rows
+        self.cache_misses += 1
+        rows = parse_valid_json(str(self.jvm.server.getValidActionObjectCombinationsJSON()))
+        self._rows_cache[key] = rows
+        if len(self._rows_cache) > ROWS_CACHE_SIZE:
+            self._rows_cache.popitem(last=False)
+        return rows
+
+    def _fetch_admissible(self, observation: str, look: str, inventory: str) -> list[str]:
+        gold = self.expert_action() if self.expert else None
+        options = ambiguity_options(observation)
+        self._ambiguous = bool(options)
+        if options:  # ScienceWorld only accepts an option number now
+            return sorted(dict.fromkeys([*options, *([gold] if gold else [])]))[: self.max_actions]
+        return build_admissible(self._valid_rows(look, inventory), self.max_actions, must_include=[gold])
+
+    def _compose(self, observation: str, look: str | None, inventory: str) -> str:
+        parts = []
+        if self.include_task:
+            parts.append(self._task_description.strip())
+        parts.append(observation.strip())
+        if look is not None and look.strip() != observation.strip():
+            parts.append(look.strip())
+        if self.include_inventory:
+            parts.append(inventory.strip())
+        text = "\n\n".join(p for p in parts if p)
+        text = "".join(c if c in CHARSET else "?" for c in text)
+        return text[: self.max_obs_length]
+
+    def _info(self, *, action: str | None, accepted: bool) -> dict[str, Any]:
+        mask = self.action_masks().astype(np.int8)
+        description = self._task_description.replace("Task Description:", "").strip()
+        return {
+            "admissible_actions": list(self._admissible),
+            "action_mask": mask,
+            "score": self._score,
+            "task": description,
+            "mission": description,
+            "task_name": self.task_name,
+            "variation": self._episode_variation,
+            "success": self._score >= 100,
+            "family": FAMILY,
+            "action": action,
+            "action_accepted": accepted,
+            "ambiguous": self._ambiguous,
+            "jvm_restarted": False,
+            "elapsed_steps": self._elapsed,
+        }

@@ -1,0 +1,170 @@
+"""ScienceWorld-v0: gold paths, truncation, action handling, errors, check_env (one shared JVM)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from envs.scienceworld.admissible import ambiguity_options, build_admissible
+from envs.scienceworld.env import state_key
+from envs.scienceworld.jvm import JavaMissingError, find_java
+from envs.scienceworld.tasks import TASK_NAMES, resolve_task
+
+pytestmark = pytest.mark.scienceworld
+
+ALL_GOLD_TASKS = ("boil", "melt", "find-living-thing", "test-conductivity", "chemistry-mix", "grow-plant",
+                  "use-thermometer", "identify-life-stages-1")
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = gym.make("ScienceWorld-v0", task="find-living-thing", variation=0, step_limit=100)
+    assert not e.unwrapped.jvm.alive(), "making the env must not start a JVM (it starts at the first reset)"
+    yield e
+    e.close()
+    assert not e.unwrapped.jvm.alive()
+
+
+def replay_gold(env, task: str) -> tuple[dict, bool, bool, int, list[str]]:
+    """Follow expert_action() from reset; return the last info, terminated, truncated, steps, non-admissible."""
+    env.unwrapped.task_name = task
+    _, info = env.reset(seed=0)
+    missing, steps, term, trunc = [], 0, False, False
+    while not (term or trunc):
+        action = env.unwrapped.expert_action()
+        assert action is not None, f"{task}: gold path ran out after {steps} steps at score {info['score']}"
+        if action not in info["admissible_actions"]:
+            missing.append(action)
+            _, _, term, trunc, info = env.step(action)
+        else:
+            _, _, term, trunc, info = env.step(info["admissible_actions"].index(action))
+        steps += 1
+    return info, term, trunc, steps, missing
+
+
+# ---------------------------------------------------------------- no JVM needed
+def test_registration_lists_the_id():
+    assert "ScienceWorld-v0" in envs.text_env_ids()
+    assert envs._FAMILIES.count("ScienceWorld") == 1
+
+
+def test_task_resolution_and_errors():
+    assert resolve_task("boil") == "boil" and resolve_task(0) == "boil" and resolve_task("1-2") == "melt"
+    assert len(TASK_NAMES) == 30
+    with pytest.raises(ValueError, match="Did you mean boil.*Valid tasks"):
+        gym.make("ScienceWorld-v0", task="boill")
+    with pytest.raises(ValueError, match="out of range"):
+        resolve_task(30)
+    with pytest.raises(ValueError, match="valid splits"):
+        gym.make("ScienceWorld-v0", split="validation")
+
+
+def test_missing_java_names_the_fix(monkeypatch):
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(JavaMissingError, match="openjdk-17"):
+        find_java()
+
+
+def test_build_admissible_caps_keeps_required_and_hides_its_position():
+    rows = [{"action": "reset task", "obj_ids": []}, {"action": "look around", "obj_ids": []},
+            {"action": "put down pot", "obj_ids": [1]}, {"action": "pick up cup", "obj_ids": [2]}]
+    rows += [{"action": f"move table{i} to cup", "obj_ids": [100 + i, 2]} for i in range(50)]
+    rows += [{"action": "move pot to sink", "obj_ids": [1, 3]}, {"action": "move cup to sink", "obj_ids": [2, 3]}]
+    out = build_admissible(rows, max_actions=6, must_include=["zzz gold action", None])
+    assert len(out) == 6 and out == sorted(out)
+    assert "zzz gold action" in out and "reset task" not in out
+    # carried-object and movable-object moves outrank moving furniture
+    assert {"move pot to sink", "move cup to sink", "look around"} <= set(out)
+    assert not any(a.startswith("move table") for a in out)
+
+
+def test_ambiguity_options_and_state_key():
+    text = "Ambiguous request: Please enter the number\n0:\tmove seed a\n1:\tmove seed b\n"
+    assert ambiguity_options(text) == ["0", "1"] and ambiguity_options("You move.") == []
+    a = state_key("kitchen", "a thermometer, currently reading a temperature of 10 degrees celsius")
+    b = state_key("kitchen", "a thermometer, currently reading a temperature of 98 degrees celsius")
+    assert a == b != state_key("kitchen", "a thermometer, an apple")
+
+
+# ---------------------------------------------------------------- one shared JVM
+@pytest.mark.parametrize("task", ["find-living-thing", "use-thermometer"])
+def test_gold_path_reaches_100_with_every_action_admissible(env, task):
+    info, term, trunc, steps, missing = replay_gold(env, task)
+    assert missing == [], f"gold actions not admissible: {missing}"
+    assert (info["score"], term, trunc, info["success"]) == (100, True, False, True)
+    assert len(info["admissible_actions"]) <= env.unwrapped.max_actions
+
+
+def test_observation_info_and_actions(env):
+    env.unwrapped.task_name = "find-living-thing"
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs) and "Your task is to" in obs and "In your inventory" in obs
+    assert info["family"] == "scienceworld" and info["mission"] == info["task"] != ""
+    assert info["action_mask"].sum() == len(info["admissible_actions"]) and info["score"] == 0
+    assert env.unwrapped.action_masks().dtype == bool
+    # an index past the list and a string ScienceWorld does not know: reported, not raised
+    _, r, term, trunc, info = env.step(env.action_space.n - 1)
+    assert info["action_accepted"] is False and "outside" in info["error"] and r == 0 and not (term or trunc)
+    _, _, _, _, info = env.step("dance wildly")
+    assert info["action_accepted"] is False and info["action"] == "dance wildly"
+    assert env.unwrapped.expert_action() is None  # deviated from the gold path
+    _, _, _, _, info = env.step("look around")  # a string outside the index space still works
+    assert info["action_accepted"] is True
+
+
+def test_step_limit_truncates_never_terminates(env):
+    env.unwrapped.step_limit = 3
+    try:
+        env.reset(seed=0)
+        flags = [env.step("look around")[2:4] for _ in range(3)]
+    finally:
+        env.unwrapped.step_limit = 100
+    assert flags == [(False, False), (False, False), (False, True)]
+
+
+def test_variation_sampling_and_split_errors(env):
+    u = env.unwrapped
+    train = u.variations("train")
+    assert 0 in train and not set(train) & set(u.variations("test"))
+    u.variation = None
+    try:
+        picks = [env.reset(seed=s)[1]["variation"] for s in (1, 1, 2, 3, 4)]
+    finally:
+        u.variation = 0
+    assert picks[0] == picks[1] and set(picks) <= set(train) and len(set(picks)) > 1
+    with pytest.raises(ValueError, match="not in the 'train' split.*valid train variations"):
+        env.reset(options={"variation": u.variations("test")[0]})
+
+
+def test_normalized_reward_is_score_delta_over_100(env):
+    u = env.unwrapped
+    u.normalize_reward = True
+    try:
+        env.reset(seed=0)
+        rewards, scores = [], [0]
+        for _ in range(4):
+            _, r, _, _, info = env.step(info_index(env, u.expert_action()))
+            rewards.append(r)
+            scores.append(info["score"])
+    finally:
+        u.normalize_reward = False
+    assert np.allclose(rewards, np.diff(scores) / 100) and max(scores) > 0
+
+
+def info_index(env, action: str) -> int:
+    return env.unwrapped.admissible_actions.index(action)
+
+
+def test_check_env_passes(env):
+    check_env(env.unwrapped, skip_render_check=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ALL_GOLD_TASKS)
+def test_all_eight_gold_paths(env, task):
+    info, term, trunc, _, missing = replay_gold(env, task)
+    assert missing == [] and (info["score"], term, trunc, info["success"]) == (100, True, False, True)
