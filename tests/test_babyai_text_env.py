@@ -102,7 +102,22 @@ def test_check_env_representative_levels(level):
 def test_check_env_every_registered_id():
     for env_id in envs.text_env_ids():
         if env_id.startswith(PREFIX):
-            check_env(gym.make(env_id).unwrapped)
+            env = gym.make(env_id)
+            check_env(env.unwrapped)
+            for seed in range(3):  # the Text charset covers every mission and description
+                assert env.observation_space.contains(env.reset(seed=seed)[0]), env_id
+
+
+def test_render_modes():
+    env = make(render_mode="ansi")
+    obs, _ = env.reset(seed=0)
+    assert env.render() == obs
+    env = make(render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.ndim == 3 and frame.shape[2] == 3
+    with pytest.raises(ValueError, match="render_mode"):
+        BabyAITextEnv(render_mode="video")
 
 
 # --- observation / info contract ------------------------------------------------------------------
