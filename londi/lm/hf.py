@@ -66,6 +66,16 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
     return _DTYPES[dtype]
 
 
+ASSET_PREFIX = "londi-assets:"
+
+
+def resolve_model_path(path: str) -> str:
+    """Expand "londi-assets:REL" to the installed package's londi/assets/REL (the shipped models); else as is."""
+    if path.startswith(ASSET_PREFIX):
+        return str(Path(__file__).resolve().parents[1] / "assets" / path[len(ASSET_PREFIX) :])
+    return path
+
+
 def load_model(path: str, device: torch.device, dtype: torch.dtype, trust_remote_code: bool = False):
     """(model, tokenizer) from a local directory or a hub name; clear errors when neither is available.
 
@@ -74,6 +84,7 @@ def load_model(path: str, device: torch.device, dtype: torch.dtype, trust_remote
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
+    path = resolve_model_path(path)
     local = Path(path).expanduser()
     if local.is_dir():
         source, local_only = str(local), True
@@ -129,7 +140,8 @@ class HFPolicy(LMPolicy):
     """A transformers LM as a policy (see the module doc for the FLOPs formula).
 
     Args:
-        path: local model directory or hub name (or None with `model` and `tokenizer` given).
+        path: local model directory, "londi-assets:models/NAME" (a model shipped in the package), or hub
+            name (or None with `model` and `tokenizer` given).
         device: "cpu", "cuda", "cuda:1", "auto". dtype: "float32", "bfloat16", "float16", "auto".
         max_prompt_tokens: prompt budget in tokens: old history is dropped first, then the prompt is cut
             from the left.
@@ -176,7 +188,7 @@ class HFPolicy(LMPolicy):
         elif path is not None:
             self.model, self.tokenizer = load_model(str(path), self.device, resolve_dtype(dtype, self.device),
                                                     trust_remote_code)
-            meta_path = Path(str(path)).expanduser() / DISTILL_META
+            meta_path = Path(resolve_model_path(str(path))).expanduser() / DISTILL_META
             if meta_path.is_file():
                 meta = json.loads(meta_path.read_text())
         else:
