@@ -7,7 +7,8 @@ state, QUICK's output when asked for, the action mask, a per-step seeded RNG).
 
 How the run loop (`londi.runner`) uses a switcher, whatever kind it is:
 
-1. `switcher.setup(env, seed)` once, with the training `SwitchingEnv` (spaces are known from it).
+0. `switcher.env_options(train)` gives the `SwitchingEnv` keyword arguments (cost, budget, QUICK-first).
+1. `switcher.setup(env, seed, total_steps)` once, with the training `SwitchingEnv` (spaces known from it).
 2. `switcher.learn(env, steps, on_step)` repeatedly, in chunks of `steps` env steps (a multiple of
    `step_quantum`) between evaluations and checkpoints; `on_step(info)` must be called after every env
    step with the step's info (the runner's metric tracker reads `info["switch"]`).
@@ -104,8 +105,16 @@ class Switcher:
     uses_budget_obs: bool = False
     step_quantum: int = 1
 
-    def setup(self, env: SwitchingEnv, seed: int) -> None:  # noqa: B027 - optional hook
-        """Build models from the env's spaces. Called once before `learn`/`load`."""
+    def env_options(self, train: bool) -> dict[str, Any]:
+        """Keyword arguments for the `SwitchingEnv` this switcher runs in (cost, budget, QUICK-first flags).
+
+        `train=False` is the evaluation env (e.g. LONDI-B evaluates at a fixed budget, not a random one).
+        """
+        return {"needs_quick_output": self.needs_quick_output, "needs_quick_hidden": self.needs_quick_hidden}
+
+    def setup(self, env: SwitchingEnv, seed: int, total_steps: int | None = None) -> None:  # noqa: B027
+        """Build models from the env's spaces. Called once before `learn`/`load`; `total_steps` is the
+        whole run's training length (schedules span it even though `learn` is called in chunks)."""
 
     def decide(self, obs: np.ndarray, ctx: DecisionContext) -> int:
         raise NotImplementedError(f"{type(self).__name__} must implement decide(obs, ctx) -> 0|1")

@@ -1,0 +1,107 @@
+"""Switchers that do not learn: always QUICK, always DEEPTHINK, random(p), SwiftSage's heuristic, the oracle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from londi.switch.base import DEEPTHINK, QUICK, DecisionContext, Switcher, register_switcher
+
+
+def _allowed(decision: int, ctx: DecisionContext) -> int:
+    return decision if ctx.action_mask[decision] else QUICK
+
+
+@register_switcher("always_quick")
+class AlwaysQuick(Switcher):
+    """QUICK acts everywhere: the cheap lower bound."""
+
+    name = "always_quick"
+
+    def decide(self, obs: np.ndarray, ctx: DecisionContext) -> int:
+        return QUICK
+
+
+@register_switcher("always_deepthink")
+class AlwaysDeepthink(Switcher):
+    """DEEPTHINK acts everywhere it is allowed: the expensive upper bound."""
+
+    name = "always_deepthink"
+
+    def decide(self, obs: np.ndarray, ctx: DecisionContext) -> int:
+        return _allowed(DEEPTHINK, ctx)
+
+
+@register_switcher("random")
+class RandomSwitcher(Switcher):
+    """DEEPTHINK with probability p at every state (the reference for "same call rate")."""
+
+    name = "random"
+
+    def __init__(self, p: float = 0.5):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"random switcher: p must be in [0, 1], got {p}")
+        self.p = float(p)
+
+    def decide(self, obs: np.ndarray, ctx: DecisionContext) -> int:
+        return _allowed(DEEPTHINK if ctx.rng.random() < self.p else QUICK, ctx)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"p": self.p}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.p = float(state.get("p", self.p))
+
+
+@register_switcher("heuristic")
+class HeuristicSwitcher(Switcher):
+    """SwiftSage's hand-written switch (DESIGN.md), on QUICK's proposed action.
+
+    DEEPTHINK when QUICK's proposal repeats a recent (observation, action) pair (a loop), when progress
+    stalled for `stall_steps` steps, or after `max_failures` consecutive steps that changed nothing; never
+    more than `max_consecutive` DEEPTHINK calls in a row. ("Invalid action" cannot occur: policies only
+    return admissible actions; an action that changes nothing counts as a failure instead.)
+    """
+
+    name = "heuristic"
+    needs_quick_output = True
+
+    def __init__(self, stall_steps: int = 8, max_failures: int = 2, max_consecutive: int = 2, entropy_threshold: float | None = None):
+        self.stall_steps = stall_steps
+        self.max_failures = max_failures
+        self.max_consecutive = max_consecutive
+        self.entropy_threshold = entropy_threshold
+
+    def decide(self, obs: np.ndarray, ctx: DecisionContext) -> int:
+        r = ctx.recent
+        if r.get("deepthink_streak", 0) >= self.max_consecutive:
+            return QUICK
+        proposal = ctx.quick.action if ctx.quick is not None else None
+        loop = proposal is not None and [ctx.state.obs, proposal] in [list(p) for p in r.get("last_pairs", [])]
+        stalled = r.get("steps_since_progress", 0) >= self.stall_steps and ctx.episode_step > 0
+        failing = r.get("no_change_streak", 0) >= self.max_failures
+        unsure = (
+            self.entropy_threshold is not None and ctx.quick is not None and ctx.quick.entropy > self.entropy_threshold
+        )
+        return _allowed(DEEPTHINK if (loop or stalled or failing or unsure) else QUICK, ctx)
+
+
+@register_switcher("oracle")
+class OracleSwitcher(Switcher):
+    """DEEPTHINK exactly where QUICK's action differs from the expert's: the fewest calls that match the expert.
+
+    Needs an env with `expert_action()` (the state's `expert`); with DEEPTHINK = the expert it follows the
+    expert everywhere, so its call count is the number of QUICK/expert disagreements along that path.
+    """
+
+    name = "oracle"
+    needs_quick_output = True
+
+    def decide(self, obs: np.ndarray, ctx: DecisionContext) -> int:
+        if ctx.state.expert is None:
+            raise RuntimeError("oracle switcher needs a text env with expert_action() (TextState.expert is None)")
+        if ctx.quick is None:
+            raise RuntimeError("oracle switcher needs QUICK's output first (SwitchingEnv needs_quick_output=True)")
+        expert = ctx.state.expert()
+        return _allowed(DEEPTHINK if expert is not None and ctx.quick.action != expert else QUICK, ctx)

@@ -1,0 +1,157 @@
+"""State encoders: turn a text state (and optionally QUICK's output) into the switcher's observation vector.
+
+Three kinds, swappable through the `encoder` config group:
+- `HashedNgramEncoder` (default): hashed bag of word n-grams of mission + observation (sklearn's
+  `HashingVectorizer`, no fitting, no look-ahead), cached per text because text envs revisit states.
+- `QuickHiddenEncoder`: QUICK's own hidden state (`act(..., return_hidden=True)`): no extra model, but
+  QUICK must run on every state first (the env then counts that call).
+- `SentenceEmbeddingEncoder`: mean-pooled last hidden state of any local transformers model given by path.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from londi.lm.policy import ActResult, LMPolicy
+from londi.lm.state import TextState
+
+
+class Encoder:
+    """Base: `dim` output features; `needs_quick_output`/`needs_quick_hidden` ask the env to run QUICK first."""
+
+    dim: int = 0
+    needs_quick_output: bool = False
+    needs_quick_hidden: bool = False
+
+    def bind(self, quick: LMPolicy, deepthink: LMPolicy) -> None:  # noqa: B027 - optional hook
+        """Learn dimensions from the policies (the hidden-state encoder reads QUICK's hidden size)."""
+
+    def encode(self, state: TextState, quick: ActResult | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+
+def state_text(state: TextState) -> str:
+    """The text a bag-of-n-grams encoder reads: mission and current observation."""
+    return f"{state.mission} \n {state.obs}"
+
+
+def quick_summary(quick: ActResult | None) -> np.ndarray:
+    """[entropy, max prob, margin between top-2 probs] of QUICK's action distribution (zeros if unknown)."""
+    if quick is None or quick.probs is None:
+        return np.zeros(3, dtype=np.float32)
+    p = np.sort(quick.probs)[::-1]
+    margin = p[0] - (p[1] if len(p) > 1 else 0.0)
+    return np.array([quick.entropy, p[0], margin], dtype=np.float32)
+
+
+class HashedNgramEncoder(Encoder):
+    """Hashed bag of word n-grams (l2-normalised); `quick_features=True` appends QUICK's entropy/confidence."""
+
+    def __init__(self, n_features: int = 512, ngram_max: int = 2, quick_features: bool = False, cache_size: int = 50_000):
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        self._vec = HashingVectorizer(
+            n_features=n_features, ngram_range=(1, ngram_max), alternate_sign=False, norm="l2", dtype=np.float32
+        )
+        self.n_features = n_features
+        self.quick_features = quick_features
+        self.needs_quick_output = quick_features
+        self.dim = n_features + (3 if quick_features else 0)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+
+    def _hash(self, text: str) -> np.ndarray:
+        v = self._cache.get(text)
+        if v is None:
+            v = self._vec.transform([text]).toarray()[0].astype(np.float32)
+            self._cache[text] = v
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return v
+
+    def encode(self, state: TextState, quick: ActResult | None = None) -> np.ndarray:
+        v = self._hash(state_text(state))
+        if self.quick_features:
+            v = np.concatenate([v, quick_summary(quick)])
+        return v
+
+
+class QuickHiddenEncoder(Encoder):
+    """QUICK's hidden state for this state (zeros on terminal states, where QUICK is not run)."""
+
+    needs_quick_output = True
+    needs_quick_hidden = True
+
+    def __init__(self, dim: int | None = None, quick_features: bool = True):
+        self._hidden_dim = dim
+        self.quick_features = quick_features
+        self.dim = (dim or 0) + (3 if quick_features else 0)
+
+    def bind(self, quick: LMPolicy, deepthink: LMPolicy) -> None:
+        if self._hidden_dim is None:
+            size = getattr(quick, "hidden_size", None)
+            model = getattr(quick, "model", None)
+            if size is None and model is not None:
+                size = getattr(getattr(model, "config", None), "hidden_size", None)
+            if size is None:
+                raise ValueError(
+                    f"QuickHiddenEncoder cannot tell {quick.name}'s hidden size: pass encoder dim=... "
+                    "(or use a QUICK backend that returns hidden states, e.g. HFPolicy)"
+                )
+            self._hidden_dim = int(size)
+        self.dim = self._hidden_dim + (3 if self.quick_features else 0)
+
+    def encode(self, state: TextState, quick: ActResult | None = None) -> np.ndarray:
+        if self._hidden_dim is None:
+            raise RuntimeError("QuickHiddenEncoder.bind(quick, deepthink) must run before encode (SwitchingEnv does it)")
+        h = np.zeros(self._hidden_dim, dtype=np.float32)
+        if quick is not None:
+            if quick.hidden is None:
+                raise ValueError("QUICK returned no hidden state: its backend must support act(..., return_hidden=True)")
+            h = np.asarray(quick.hidden, dtype=np.float32).reshape(-1)
+            if h.shape[0] != self._hidden_dim:
+                raise ValueError(f"QUICK hidden size {h.shape[0]} != encoder dim {self._hidden_dim}")
+        return np.concatenate([h, quick_summary(quick)]) if self.quick_features else h
+
+
+class SentenceEmbeddingEncoder(Encoder):
+    """Mean-pooled last hidden state of a local transformers model (`path`: a directory, never a hub download)."""
+
+    def __init__(self, path: str, max_length: int = 256, cache_size: int = 50_000, device: str = "cpu", **model_kwargs: Any):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self._torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModel.from_pretrained(path, local_files_only=True, **model_kwargs).to(device).eval()
+        self.device = device
+        self.max_length = max_length
+        self.dim = int(self.model.config.hidden_size)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+
+    def encode(self, state: TextState, quick: ActResult | None = None) -> np.ndarray:
+        text = state_text(state)
+        v = self._cache.get(text)
+        if v is None:
+            torch = self._torch
+            batch = self.tokenizer([text], return_tensors="pt", truncation=True, max_length=self.max_length).to(self.device)
+            with torch.no_grad():
+                out = self.model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(out.dtype)
+            v = ((out * mask).sum(1) / mask.sum(1).clamp(min=1)).squeeze(0).float().cpu().numpy()
+            self._cache[text] = v
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return v
+
+
+def make_encoder(kind: str = "hashed_ngram", **kwargs: Any) -> Encoder:
+    """Build an encoder by config name: hashed_ngram | quick_hidden | sentence_embedding."""
+    kinds = {"hashed_ngram": HashedNgramEncoder, "quick_hidden": QuickHiddenEncoder, "sentence_embedding": SentenceEmbeddingEncoder}
+    if kind not in kinds:
+        raise KeyError(f"unknown encoder {kind!r}; choose one of {', '.join(kinds)}")
+    return kinds[kind](**kwargs)

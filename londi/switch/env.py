@@ -1,0 +1,314 @@
+"""The switching problem as a Gymnasium env: action 0 = QUICK acts, 1 = DEEPTHINK acts.
+
+Observation = encoder(text state) (+ the normalised remaining budget z as the LAST feature when a hard
+budget is set, Saute-style). Reward = text-env reward - cost x 1[DEEPTHINK acted]. The chosen policy's
+action (an index into `info["admissible_actions"]`) steps the text env. `action_masks()` masks DEEPTHINK
+when the budget is spent (MaskablePPO reads it; a DEEPTHINK request at zero budget is refused and QUICK
+acts, so a hard budget can never be exceeded whatever the switcher does).
+
+Only the chosen model runs, unless the switcher or encoder needs QUICK's output first; then QUICK runs
+on every non-terminal state before the decision (counted) and its result is reused when QUICK acts.
+A `PolicyError` from DEEPTHINK falls back to QUICK (`fallback_to_quick=True`), counted in the step info.
+
+Reproducibility: episode k uses seed `base_seed + k`; policies are reseeded per step from (episode seed,
+step), and `state_dict()/load_state_dict()` restore a run mid-episode by replaying the episode's recorded
+text actions, so a checkpointed run resumes exactly where it stopped.
+
+Every step's `info["switch"]` holds the decision, actor, per-model usage of this step, budget and, on the
+last step of an episode, an `"episode"` summary (the row of episodes.csv).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from londi.lm.policy import ActResult, LMPolicy, PolicyError
+from londi.lm.state import EpisodeHistory, TextState
+from londi.lm.usage import Usage
+from londi.switch.base import DEEPTHINK, QUICK, DecisionContext
+from londi.switch.encoders import Encoder, HashedNgramEncoder
+
+USAGE_FIELDS = ("calls", "tokens", "flops", "device_seconds", "wall_seconds")
+
+
+def _usage_dict(u: Usage) -> dict[str, float]:
+    return {"calls": u.calls, "tokens": u.tokens, "flops": u.flops, "device_seconds": u.device_seconds, "wall_seconds": u.wall_seconds}
+
+
+def _zero_usage() -> dict[str, float]:
+    return dict.fromkeys(USAGE_FIELDS, 0)
+
+
+class SwitchingEnv(gym.Env):
+    """Gymnasium env whose action chooses who acts (see module docstring)."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        text_env: gym.Env,
+        quick: LMPolicy,
+        deepthink: LMPolicy,
+        encoder: Encoder | None = None,
+        cost: float = 0.0,
+        budget: int | None = None,
+        budget_range: tuple[int, int] | None = None,
+        needs_quick_output: bool = False,
+        needs_quick_hidden: bool = False,
+        budget_obs: bool | None = None,
+        fallback_to_quick: bool = True,
+        history_steps: int = 2,
+        seed: int = 0,
+        reseed_policies: bool = True,
+        on_episode_end: Callable[[int, Mapping[str, Any]], None] | None = None,
+    ):
+        super().__init__()
+        if budget is not None and budget < 0:
+            raise ValueError(f"budget must be >= 0 DEEPTHINK calls per episode, got {budget}")
+        if budget_range is not None and not (0 <= budget_range[0] <= budget_range[1]):
+            raise ValueError(f"budget_range must be (lo, hi) with 0 <= lo <= hi, got {budget_range}")
+        self.text_env = text_env
+        self.quick = quick
+        self.deepthink = deepthink
+        self.encoder = encoder if encoder is not None else HashedNgramEncoder()
+        self.encoder.bind(quick, deepthink)
+        self.cost = float(cost)
+        self.budget = budget
+        self.budget_range = tuple(budget_range) if budget_range is not None else None
+        self.has_budget = budget is not None or budget_range is not None
+        self.budget_obs = self.has_budget if budget_obs is None else bool(budget_obs)
+        self.quick_first = needs_quick_output or needs_quick_hidden or self.encoder.needs_quick_output
+        self.quick_hidden = needs_quick_hidden or self.encoder.needs_quick_hidden
+        self.fallback_to_quick = fallback_to_quick
+        self.history = EpisodeHistory(history_steps)
+        self.base_seed = int(seed)
+        self.reseed_policies = reseed_policies
+        self.on_episode_end = on_episode_end
+
+        dim = self.encoder.dim + (1 if self.budget_obs else 0)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(dim,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+
+        self._episode = 0  # index of the next episode to start
+        self._ep: dict[str, Any] = {}
+        self._obs: np.ndarray | None = None
+        self._state: TextState | None = None
+        self._text_obs: str = ""
+        self._text_info: Mapping[str, Any] = {}
+        self._quick_result: ActResult | None = None
+        self._pending = {"quick": _zero_usage(), "deepthink": _zero_usage()}
+        self.last_results: dict[str, ActResult | None] = {}
+        self._needs_reset = True
+
+    # ------------------------------------------------------------------ Gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        """Start the next episode (seed = base_seed + episode index; `seed` rebases and restarts the count)."""
+        super().reset(seed=seed)
+        if seed is not None:
+            self.base_seed, self._episode = int(seed), 0
+        ep_seed = self.base_seed + self._episode
+        self._episode += 1
+        obs, info = self.text_env.reset(seed=ep_seed)
+        rng = np.random.default_rng([ep_seed, 2**31 - 1])
+        if self.budget_range is not None:
+            n_budget: int | None = int(rng.integers(self.budget_range[0], self.budget_range[1] + 1))
+        else:
+            n_budget = self.budget
+        self._ep = {
+            "seed": ep_seed, "t": 0, "actions": [], "decisions": [], "budget": n_budget, "used": 0, "return": 0.0,
+            "switch_return": 0.0, "quick_calls": 0, "deepthink_calls": 0, "fallbacks": 0, "blocked": 0,
+            "usage": {"quick": _zero_usage(), "deepthink": _zero_usage()},
+            "recent": {"last_pairs": [], "no_change_streak": 0, "steps_since_progress": 0, "deepthink_streak": 0},
+        }
+        self.history.reset(obs, info)
+        self._set_current(obs, info, terminal=False)
+        self._needs_reset = False
+        return self._obs.copy(), {"switch": {"budget": n_budget, "episode_seed": ep_seed}}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self._needs_reset:
+            raise RuntimeError("SwitchingEnv.step called before reset() (or after the episode ended)")
+        ep = self._ep
+        requested = int(action)
+        if requested not in (QUICK, DEEPTHINK):
+            raise ValueError(f"switching action must be 0 (QUICK) or 1 (DEEPTHINK), got {action!r}")
+        decision, blocked = requested, False
+        if decision == DEEPTHINK and not self.action_masks()[DEEPTHINK]:
+            decision, blocked = QUICK, True
+        result, actor, fallback = self._act(decision)
+        self.last_results = {"quick": self._quick_result, "deepthink": result if actor == "deepthink" else None}
+        if actor == "quick":
+            self.last_results["quick"] = result
+        obs, env_reward, terminated, truncated, info = self.text_env.step(result.index)
+        prev_obs = self._text_obs
+        self.history.record(result.action, obs, info)
+
+        paid = actor == "deepthink"
+        reward = float(env_reward) - (self.cost if paid else 0.0)
+        ep["t"] += 1
+        ep["actions"].append(int(result.index))
+        ep["decisions"].append(int(paid))
+        ep["return"] += float(env_reward)
+        ep["switch_return"] += reward
+        ep["quick_calls" if actor == "quick" else "deepthink_calls"] += 1
+        ep["used"] += int(paid)
+        ep["fallbacks"] += int(fallback)
+        ep["blocked"] += int(blocked)
+        self._update_recent(prev_obs, result.action, obs, float(env_reward), paid)
+
+        done = bool(terminated or truncated)
+        step_usage = self._pending  # this step's calls (incl. QUICK-first on this state); the next state's go to the next step
+        self._pending = {"quick": _zero_usage(), "deepthink": _zero_usage()}
+        self._set_current(obs, info, terminal=done)
+        for who in ("quick", "deepthink"):
+            for k in USAGE_FIELDS:
+                ep["usage"][who][k] += step_usage[who][k]
+        sw: dict[str, Any] = {
+            "requested": requested, "decision": int(paid), "actor": actor, "blocked": blocked, "fallback": fallback,
+            "env_reward": float(env_reward), "cost": self.cost if paid else 0.0, "usage": step_usage,
+            "budget": ep["budget"], "budget_remaining": self.budget_remaining(), "episode_calls": ep["used"],
+        }
+        if done:
+            self._needs_reset = True
+            sw["episode"] = self.episode_summary(success=bool(info.get("success", False)))
+            if self.on_episode_end is not None:
+                self.on_episode_end(ep["used"], sw["episode"])
+        out_info = dict(info)
+        out_info["switch"] = sw
+        return self._obs.copy(), reward, bool(terminated), bool(truncated), out_info
+
+    def action_masks(self) -> np.ndarray:
+        """[QUICK allowed, DEEPTHINK allowed]: DEEPTHINK is masked once the episode's budget is spent."""
+        b = self._ep.get("budget") if self._ep else None
+        return np.array([True, b is None or self._ep["used"] < b], dtype=bool)
+
+    def close(self) -> None:
+        self.text_env.close()
+
+    # ------------------------------------------------------------------ switcher-facing helpers
+    def current_obs(self) -> np.ndarray:
+        """The observation for the pending decision (resets first if no episode is running)."""
+        if self._needs_reset:
+            self.reset()
+        return self._obs.copy()
+
+    def context(self) -> DecisionContext:
+        """What a switcher may read for the pending decision (see `DecisionContext`)."""
+        if self._needs_reset:
+            self.reset()
+        return DecisionContext(
+            state=self._state,
+            action_mask=self.action_masks(),
+            rng=np.random.default_rng([self._ep["seed"], self._ep["t"], 7]),
+            quick=self._quick_result,
+            budget_remaining=self.budget_remaining(),
+            episode_step=self._ep["t"],
+            recent=self._ep["recent"],
+        )
+
+    def budget_remaining(self) -> float | None:
+        """z in [0, 1]: share of the episode's DEEPTHINK budget left (None without a budget)."""
+        b = self._ep.get("budget") if self._ep else None
+        if b is None:
+            return None
+        return 0.0 if b == 0 else max(0.0, 1.0 - self._ep["used"] / b)
+
+    @property
+    def episode_index(self) -> int:
+        return self._episode
+
+    def episode_summary(self, success: bool) -> dict[str, Any]:
+        ep = self._ep
+        u = ep["usage"]
+        return {
+            "episode_seed": ep["seed"], "env_steps": ep["t"], "return": ep["return"], "switch_return": ep["switch_return"],
+            "success": bool(success), "quick_calls": ep["quick_calls"], "deepthink_calls": ep["deepthink_calls"],
+            "budget": ep["budget"], "fallbacks": ep["fallbacks"], "blocked": ep["blocked"],
+            "quick_model_calls": u["quick"]["calls"], "deepthink_model_calls": u["deepthink"]["calls"],
+            "quick_flops": u["quick"]["flops"], "deepthink_flops": u["deepthink"]["flops"],
+            "total_flops": u["quick"]["flops"] + u["deepthink"]["flops"],
+            "device_seconds": u["quick"]["device_seconds"] + u["deepthink"]["device_seconds"],
+        }
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able snapshot, restorable mid-episode (the text env is replayed from the episode seed)."""
+        return {
+            "base_seed": self.base_seed, "episode": self._episode, "cost": self.cost, "needs_reset": self._needs_reset,
+            "ep": self._ep, "pending": self._pending,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.base_seed, self.cost = int(state["base_seed"]), float(state["cost"])
+        if state["needs_reset"] or not state["ep"]:
+            self._episode, self._needs_reset, self._ep = int(state["episode"]), True, dict(state["ep"])
+            return
+        ep = state["ep"]
+        obs, info = self.text_env.reset(seed=int(ep["seed"]))
+        self.history.reset(obs, info)
+        for idx in ep["actions"]:
+            action = list(info["admissible_actions"])[idx]
+            obs, _, terminated, truncated, info = self.text_env.step(idx)
+            self.history.record(action, obs, info)
+            if terminated or truncated:
+                raise RuntimeError("replaying the checkpointed episode ended it early: the text env is not deterministic")
+        self._episode = int(state["episode"])
+        self._ep = {k: v for k, v in ep.items()}
+        self._needs_reset = False
+        self._set_current(obs, info, terminal=False)
+        self._pending = {k: dict(v) for k, v in state["pending"].items()}
+
+    # ------------------------------------------------------------------ internals
+    def _seed_policy(self, policy: LMPolicy, salt: int) -> None:
+        if self.reseed_policies:
+            policy.seed(int(np.random.SeedSequence([self._ep["seed"], self._ep["t"], salt]).generate_state(1)[0]))
+
+    def _call(self, who: str, policy: LMPolicy, hidden: bool) -> ActResult:
+        self._seed_policy(policy, 1 if who == "quick" else 2)
+        before = policy.meter.total()
+        try:
+            return policy.act_one(self._state, return_hidden=hidden)
+        finally:
+            delta = _usage_dict(policy.meter.total())
+            for k, v in _usage_dict(before).items():
+                self._pending[who][k] += delta[k] - v
+
+    def _act(self, decision: int) -> tuple[ActResult, str, bool]:
+        if decision == DEEPTHINK:
+            try:
+                return self._call("deepthink", self.deepthink, False), "deepthink", False
+            except PolicyError:
+                if not self.fallback_to_quick:
+                    raise
+                fallback = True
+        else:
+            fallback = False
+        if self._quick_result is None:
+            self._quick_result = self._call("quick", self.quick, self.quick_hidden)
+        return self._quick_result, "quick", fallback
+
+    def _set_current(self, obs: str, info: Mapping[str, Any], terminal: bool) -> None:
+        self._text_obs, self._text_info = obs, info
+        self._state = TextState.from_env(obs, info, history=self.history.steps, env=self.text_env)
+        self._quick_result = None
+        if self.quick_first and not terminal and info.get("admissible_actions"):
+            self._quick_result = self._call("quick", self.quick, self.quick_hidden)
+        vec = np.asarray(self.encoder.encode(self._state, self._quick_result), dtype=np.float32)
+        if self.budget_obs:
+            z = self.budget_remaining()
+            vec = np.concatenate([vec, np.array([1.0 if z is None else z], dtype=np.float32)])
+        self._obs = vec
+
+    def _update_recent(self, prev_obs: str, action: str, obs: str, env_reward: float, paid: bool) -> None:
+        r = self._ep["recent"]
+        pairs = deque(r["last_pairs"], maxlen=3)
+        pairs.append([prev_obs, action])
+        r["last_pairs"] = list(pairs)
+        r["no_change_streak"] = r["no_change_streak"] + 1 if obs == prev_obs else 0
+        r["steps_since_progress"] = 0 if env_reward > 0 else r["steps_since_progress"] + 1
+        r["deepthink_streak"] = r["deepthink_streak"] + 1 if paid else 0

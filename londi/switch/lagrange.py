@@ -1,0 +1,70 @@
+"""Lambda update rules for the Lagrangian switcher: dual ascent on (measured DEEPTHINK calls - target d).
+
+`sgd`: lambda <- max(0, lambda + lr x error). `pid` (Stooke et al. 2020, "Responsive Safety in RL by PID
+Lagrangian Methods"): lambda = max(0, kp x error + ki x I + kd x max(0, error - previous error)), with the
+integral I clamped at >= 0 so lambda can return to 0 once calls stay below the target. Adam on a scalar
+lambda oscillates (DESIGN.md), so it is not offered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass
+class SGDLambda:
+    lr: float = 0.01
+    init: float = 0.0
+    value: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.value is None:
+            self.value = max(0.0, float(self.init))
+
+    def update(self, measured: float, target: float) -> float:
+        self.value = max(0.0, self.value + self.lr * (measured - target))
+        return self.value
+
+    def state_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.value = float(state["value"])
+
+
+@dataclass
+class PIDLambda:
+    kp: float = 0.01
+    ki: float = 0.005
+    kd: float = 0.0
+    init: float = 0.0
+    integral: float = 0.0
+    prev_error: float = 0.0
+    value: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.value is None:
+            self.value = max(0.0, float(self.init))
+            self.integral = self.value / self.ki if self.ki > 0 else 0.0
+
+    def update(self, measured: float, target: float) -> float:
+        error = measured - target
+        self.integral = max(0.0, self.integral + error)
+        derivative = max(0.0, error - self.prev_error)
+        self.prev_error = error
+        self.value = max(0.0, self.kp * error + self.ki * self.integral + self.kd * derivative)
+        return self.value
+
+    def state_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.integral, self.prev_error, self.value = float(state["integral"]), float(state["prev_error"]), float(state["value"])
+
+
+def make_lambda_rule(rule: str = "pid", **kwargs: Any) -> SGDLambda | PIDLambda:
+    rules = {"sgd": SGDLambda, "pid": PIDLambda}
+    if rule not in rules:
+        raise KeyError(f"unknown lambda update rule {rule!r}; choose 'sgd' or 'pid'")
+    return rules[rule](**kwargs)

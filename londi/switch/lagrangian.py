@@ -1,0 +1,73 @@
+"""Lagrangian switcher: E[DEEPTHINK calls per episode] <= d, with lambda >= 0 in place of a fixed cost.
+
+After every `update_every` training episodes, lambda takes a dual-ascent step on (mean measured calls - d)
+(`londi.switch.lagrange`: sgd or pid); the env then charges lambda per DEEPTHINK call, and the DQN replay
+buffer recomputes stored rewards with the current lambda (`SwitchCostReplayBuffer`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from londi.switch.base import register_switcher
+from londi.switch.lagrange import make_lambda_rule
+from londi.switch.sb3 import SB3Switcher, SwitchCostReplayBuffer
+
+
+@register_switcher("lagrangian")
+class LagrangianSwitcher(SB3Switcher):
+    name = "lagrangian"
+
+    def __init__(self, target_calls: float = 4.0, rule: str = "pid", rule_kwargs: Mapping[str, Any] | None = None,
+                 update_every: int = 1, **kwargs: Any):
+        kwargs.pop("cost", None)
+        super().__init__(cost=0.0, **kwargs)
+        if target_calls < 0:
+            raise ValueError(f"lagrangian: target_calls d must be >= 0, got {target_calls}")
+        self.target_calls = float(target_calls)
+        self.rule = make_lambda_rule(rule, **dict(rule_kwargs or {}))
+        self.update_every = max(1, int(update_every))
+        self._calls: list[int] = []
+
+    @property
+    def lam(self) -> float:
+        return float(self.rule.value)
+
+    def env_options(self, train: bool) -> dict[str, Any]:
+        opts = super().env_options(train)
+        opts["cost"] = self.lam
+        if train:
+            opts["on_episode_end"] = self.on_episode_end
+        return opts
+
+    def _algo(self):
+        cls, policy, kwargs = super()._algo()
+        if self.algo == "dqn":
+            kwargs = {**kwargs, "replay_buffer_class": SwitchCostReplayBuffer}
+        return cls, policy, kwargs
+
+    def _apply(self) -> None:
+        if self._env is not None:
+            self._env.cost = self.lam
+        if self.model is not None and isinstance(getattr(self.model, "replay_buffer", None), SwitchCostReplayBuffer):
+            self.model.replay_buffer.current_cost = self.lam
+
+    def on_episode_end(self, calls: int, info: Mapping[str, Any]) -> None:
+        self._calls.append(int(calls))
+        if len(self._calls) >= self.update_every:
+            self.rule.update(sum(self._calls) / len(self._calls), self.target_calls)
+            self._calls.clear()
+            self._apply()
+
+    def metrics(self) -> dict[str, float]:
+        return {**super().metrics(), "switch/lambda": self.lam}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "rule": self.rule.state_dict(), "calls": list(self._calls)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.rule.load_state_dict(state["rule"])
+        self._calls = [int(c) for c in state.get("calls", [])]
+        self._apply()

@@ -1,0 +1,251 @@
+"""Switchers trained by stable-baselines3 (DQN, PPO) and sb3-contrib (MaskablePPO) on the `SwitchingEnv`.
+
+What is added to SB3, and why:
+- `_PinnedSchedule`: `learn` is called in chunks (between evaluations/checkpoints); the exploration and
+  learning-rate schedules must still span the whole run, so progress is measured against the run's total.
+- `BudgetMaskedQNetwork` / `MaskedDQN`: LONDI-B with DQN. DEEPTHINK's Q-value is masked wherever the
+  budget feature (the observation's last entry) is 0, in action selection, exploration and the TD target.
+- `SwitchCostReplayBuffer`: stores the env reward and whether DEEPTHINK acted, and recomputes reward =
+  env reward - cost x 1[DEEPTHINK] with the *current* cost, so a changing Lagrange multiplier does not
+  leave stale costs in the replay buffer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from sb3_contrib import MaskablePPO
+from stable_baselines3 import DQN, PPO
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
+
+from londi.switch.base import DecisionContext, OnStep, Switcher
+
+if TYPE_CHECKING:  # pragma: no cover
+    from londi.switch.env import SwitchingEnv
+
+MASKED_Q = -1e9
+
+
+class _PinnedSchedule:
+    """Mixin: schedules progress over `_schedule_total` steps (the whole run), not the current chunk."""
+
+    _schedule_total: int | None = None
+
+    def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
+        total = self._schedule_total or total_timesteps
+        super()._update_current_progress_remaining(num_timesteps, total)  # type: ignore[misc]
+
+
+class BudgetMaskedQNetwork(QNetwork):
+    """Q-network whose DEEPTHINK value is masked where the budget feature (last obs entry) is <= 0."""
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        q = super().forward(obs)
+        spent = obs.reshape(obs.shape[0], -1)[:, -1] <= 1e-6
+        mask = torch.zeros_like(q, dtype=torch.bool)
+        mask[:, 1] = spent
+        return q.masked_fill(mask, MASKED_Q)
+
+
+class BudgetMaskedDQNPolicy(DQNPolicy):
+    def make_q_net(self) -> QNetwork:
+        net_args = self._update_features_extractor(self.net_args, features_extractor=None)
+        return BudgetMaskedQNetwork(**net_args).to(self.device)
+
+
+class SwitchDQN(_PinnedSchedule, DQN):
+    pass
+
+
+class MaskedDQN(_PinnedSchedule, DQN):
+    """DQN whose epsilon-greedy exploration never picks DEEPTHINK at zero budget."""
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):  # type: ignore[override]
+        action, state = super().predict(observation, state, episode_start, deterministic)
+        obs = np.asarray(observation, dtype=np.float32).reshape(np.asarray(action).size, -1)
+        action = np.where(obs[:, -1] <= 1e-6, 0, np.asarray(action).reshape(-1))
+        return (action if np.ndim(observation) > 1 else action.reshape(())), state
+
+
+class SwitchPPO(_PinnedSchedule, PPO):
+    pass
+
+
+class SwitchMaskablePPO(_PinnedSchedule, MaskablePPO):
+    pass
+
+
+class SwitchCostReplayBuffer(ReplayBuffer):
+    """Replay buffer that recomputes switching rewards with the current cost at sampling time."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.env_rewards = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
+        self.paid = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
+        self.current_cost = 0.0
+        self._cost_applied: float | None = None
+
+    def add(self, obs, next_obs, action, reward, done, infos) -> None:  # type: ignore[override]
+        for i, info in enumerate(infos):
+            sw = info.get("switch", {})
+            self.env_rewards[self.pos, i] = sw.get("env_reward", reward[i])
+            self.paid[self.pos, i] = sw.get("decision", 0)
+        self._cost_applied = None
+        super().add(obs, next_obs, action, reward, done, infos)
+
+    def sample(self, batch_size: int, env=None):  # type: ignore[override]
+        if self._cost_applied != self.current_cost:
+            self.rewards[:] = self.env_rewards - self.current_cost * self.paid
+            self._cost_applied = self.current_cost
+        return super().sample(batch_size, env)
+
+
+class _ForwardSteps(BaseCallback):
+    """Hands every env step's info to the runner, and caches SB3's latest training losses."""
+
+    def __init__(self, on_step: OnStep, owner: SB3Switcher):
+        super().__init__(verbose=0)
+        self._fwd = on_step
+        self._owner = owner
+
+    def _on_rollout_start(self) -> None:
+        values = self.model.logger.name_to_value
+        for k, v in values.items():
+            if k.startswith("train/") and k != "train/n_updates" and k != "train/learning_rate":
+                self._owner.losses["losses/" + k.split("/", 1)[1]] = float(v)
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            self._fwd(info)
+        return True
+
+
+LOSS_KEYS = {
+    "dqn": ("losses/loss",),
+    "ppo": ("losses/policy_gradient_loss", "losses/value_loss", "losses/entropy_loss", "losses/approx_kl",
+            "losses/clip_fraction"),
+}
+DQN_DEFAULTS: dict[str, Any] = dict(
+    learning_rate=5e-4, buffer_size=20_000, learning_starts=500, batch_size=64, gamma=0.99, train_freq=1,
+    gradient_steps=1, target_update_interval=500, exploration_fraction=0.3, exploration_final_eps=0.05,
+)
+PPO_DEFAULTS: dict[str, Any] = dict(learning_rate=3e-4, n_steps=256, batch_size=64, n_epochs=4, gamma=0.99, ent_coef=0.01)
+
+
+class SB3Switcher(Switcher):
+    """A switcher learned by an SB3 algorithm on the `SwitchingEnv` (`algo`: dqn | ppo).
+
+    `masked=True` (LONDI-B) uses the budget-masked DQN or MaskablePPO. `cost` is the per-call cost the env
+    charges. Extra algorithm arguments go in `algo_kwargs`, network shape in `net_arch`.
+    """
+
+    learns = True
+    masked = False
+
+    def __init__(
+        self,
+        algo: str = "dqn",
+        cost: float = 0.05,
+        algo_kwargs: Mapping[str, Any] | None = None,
+        net_arch: list[int] | None = None,
+        device: str = "cpu",
+        needs_quick_output: bool = False,
+    ):
+        if algo not in ("dqn", "ppo"):
+            raise ValueError(f"{self.name}: algo must be 'dqn' or 'ppo', got {algo!r}")
+        self.algo = algo
+        self.cost = float(cost)
+        self.algo_kwargs = dict(algo_kwargs or {})
+        self.net_arch = list(net_arch) if net_arch is not None else [64, 64]
+        self.device = device
+        self.needs_quick_output = needs_quick_output
+        self.model: Any = None
+        self.losses: dict[str, float] = {}
+        self._env: SwitchingEnv | None = None
+        self._vec: DummyVecEnv | None = None
+
+    # ---------------------------------------------------------------- construction
+    def env_options(self, train: bool) -> dict[str, Any]:
+        return {**super().env_options(train), "cost": self.cost}
+
+    @property
+    def step_quantum(self) -> int:  # type: ignore[override]
+        if self.algo == "ppo":
+            return int(self.algo_kwargs.get("n_steps", PPO_DEFAULTS["n_steps"]))
+        tf = self.algo_kwargs.get("train_freq", DQN_DEFAULTS["train_freq"])
+        return int(tf if isinstance(tf, int) else tf[0])
+
+    def _algo(self) -> tuple[type, Any, dict[str, Any]]:
+        if self.algo == "ppo":
+            cls = SwitchMaskablePPO if self.masked else SwitchPPO
+            return cls, "MlpPolicy", {**PPO_DEFAULTS, **self.algo_kwargs}
+        kwargs = {**DQN_DEFAULTS, **self.algo_kwargs}
+        if self.masked:
+            return MaskedDQN, BudgetMaskedDQNPolicy, kwargs
+        return SwitchDQN, "MlpPolicy", kwargs
+
+    def setup(self, env: SwitchingEnv, seed: int, total_steps: int | None = None) -> None:
+        self._env = env
+        self._vec = DummyVecEnv([lambda: env])
+        cls, policy, kwargs = self._algo()
+        self.model = cls(policy, self._vec, seed=seed, device=self.device, verbose=0,
+                         policy_kwargs={"net_arch": self.net_arch}, **kwargs)
+        self.model._schedule_total = total_steps
+
+    # ---------------------------------------------------------------- learning / acting
+    def learn(self, env: SwitchingEnv, steps: int, on_step: OnStep) -> None:
+        if self.model is None:
+            raise RuntimeError(f"{self.name}: call setup(env, seed, total_steps) before learn")
+        self.model.learn(steps, reset_num_timesteps=False, callback=_ForwardSteps(on_step, self), log_interval=None)
+
+    def decide(self, obs: np.ndarray, ctx: DecisionContext) -> int:
+        if self.masked and self.algo == "ppo":
+            action, _ = self.model.predict(obs, deterministic=True, action_masks=ctx.action_mask)
+        else:
+            action, _ = self.model.predict(obs, deterministic=True)
+        return int(action) if ctx.action_mask[int(action)] else 0
+
+    def metrics(self) -> dict[str, float]:
+        """SB3's latest training losses under fixed names (NaN before the first update)."""
+        return {k: self.losses.get(k, float("nan")) for k in LOSS_KEYS[self.algo]}
+
+    # ---------------------------------------------------------------- checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        return {"losses": self.losses}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.losses = {k: float(v) for k, v in state.get("losses", {}).items()}
+
+    def save(self, directory: str | Path) -> None:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save(path / "model.zip")
+        if hasattr(self.model, "replay_buffer") and self.model.replay_buffer is not None:
+            self.model.save_replay_buffer(path / "replay_buffer.pkl")
+        extra = {"action_space_rng": self.model.action_space.np_random.bit_generator.state, "state": self.state_dict()}
+        (path / "switcher.json").write_text(json.dumps({"name": self.name, **extra}))
+
+    def load(self, directory: str | Path) -> None:
+        path = Path(directory)
+        if not (path / "model.zip").exists():
+            raise FileNotFoundError(f"{path / 'model.zip'} missing: not an SB3 switcher checkpoint")
+        cls, _, _ = self._algo()
+        total = self.model._schedule_total if self.model is not None else None
+        self.model = cls.load(path / "model.zip", env=self._vec, device=self.device, force_reset=False)
+        self.model._schedule_total = total
+        if (path / "replay_buffer.pkl").exists():
+            self.model.load_replay_buffer(path / "replay_buffer.pkl")
+        meta = json.loads((path / "switcher.json").read_text())
+        self.model.action_space.np_random.bit_generator.state = meta["action_space_rng"]
+        self.load_state_dict(meta["state"])
+        if self._env is not None:
+            self.model._last_obs = self._env.current_obs()[None]
+            self.model._last_original_obs = self.model._last_obs

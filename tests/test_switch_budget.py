@@ -1,0 +1,61 @@
+"""LONDI-B: the hard budget is never exceeded, whatever the switcher asks for; the masked DQN respects it."""
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from londi.lm import ExpertPolicy, RandomPolicy
+from londi.switch import make_switcher
+from londi.switch.baselines import AlwaysDeepthink
+from londi.switch.encoders import HashedNgramEncoder
+from londi.switch.env import SwitchingEnv
+from londi.switch.sb3 import MASKED_Q
+from londi.switch.toy import CorridorTextEnv
+
+
+class AlwaysAsk(AlwaysDeepthink):
+    """Ignores the mask: asks for DEEPTHINK at every state."""
+
+    def decide(self, obs, ctx):
+        return 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(budget=st.integers(0, 6), seed=st.integers(0, 10_000), episodes=st.integers(1, 4),
+       randomised=st.booleans())
+def test_budget_never_exceeded(budget, seed, episodes, randomised):
+    env = SwitchingEnv(CorridorTextEnv(length=12, max_steps=15), RandomPolicy(name="q"), RandomPolicy(name="d"),
+                       encoder=HashedNgramEncoder(16), budget=budget,
+                       budget_range=(0, budget) if randomised else None, seed=seed)
+    sw = AlwaysAsk()
+    for _ in range(episodes):
+        obs, info = env.reset()
+        n = info["switch"]["budget"]
+        calls = 0
+        while True:
+            _, _, term, trunc, info = env.step(sw.decide(obs, env.context()))
+            calls += info["switch"]["decision"]
+            assert info["switch"]["episode_calls"] <= n
+            if term or trunc:
+                break
+        assert calls == info["switch"]["episode"]["deepthink_calls"] <= n
+        assert calls == min(n, info["switch"]["episode"]["env_steps"])  # every allowed request was granted
+
+
+def test_masked_dqn_never_picks_deepthink_at_zero_budget():
+    env = SwitchingEnv(CorridorTextEnv(), RandomPolicy(name="q"), ExpertPolicy(name="d"), encoder=HashedNgramEncoder(16),
+                       budget=1, budget_obs=True)
+    sw = make_switcher("londi_b", budget=1, cost=0.0)
+    sw.setup(env, seed=0, total_steps=100)
+    obs = np.random.default_rng(0).normal(size=(64, 17)).astype(np.float32)
+    obs[:, -1] = 0.0
+    q = sw.model.q_net(torch.as_tensor(obs))
+    assert torch.all(q[:, 1] == MASKED_Q)
+    sw.model.exploration_rate = 1.0  # pure exploration still respects the mask
+    actions, _ = sw.model.predict(obs, deterministic=False)
+    assert actions.shape == (64,) and not actions.any()
+    obs[:, -1] = 1.0
+    sw.model.exploration_rate = 1.0
+    actions, _ = sw.model.predict(obs, deterministic=False)
+    assert actions.any()

@@ -1,0 +1,120 @@
+"""SwitchingEnv: rewards and costs, masks, who gets called, fallback, and mid-episode restore."""
+
+import numpy as np
+import pytest
+
+from londi.lm import ExpertPolicy, LMPolicy, PolicyError, RandomPolicy
+from londi.switch.encoders import HashedNgramEncoder
+from londi.switch.env import SwitchingEnv
+from londi.switch.toy import CorridorTextEnv, NoisyExpertPolicy
+
+
+def _env(**kw):
+    kw.setdefault("encoder", HashedNgramEncoder(32))
+    return SwitchingEnv(CorridorTextEnv(length=10, max_steps=30), kw.pop("quick", RandomPolicy(name="q")),
+                        kw.pop("deepthink", ExpertPolicy(name="d")), **kw)
+
+
+class Down(LMPolicy):
+    def _act(self, states, usage, return_hidden):
+        usage.calls += len(states)
+        raise PolicyError("endpoint down")
+
+
+def test_spaces_hold_what_the_env_returns():
+    # (gymnasium's check_env also compares infos across seeded runs; ours carry measured seconds, so it cannot)
+    env = _env(cost=0.1, budget=3)
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs) and env.action_space.n == 2
+    obs, r, *_ = env.step(env.action_space.sample())
+    assert env.observation_space.contains(obs) and isinstance(r, float)
+
+
+def test_reward_is_env_reward_minus_cost_of_deepthink_only():
+    env = _env(cost=0.25)
+    env.reset(seed=3)
+    for t in range(40):
+        a = t % 2
+        _, r, term, trunc, info = env.step(a)
+        sw = info["switch"]
+        assert sw["decision"] == a
+        assert r == pytest.approx(sw["env_reward"] - (0.25 if a else 0.0))
+        if term or trunc:
+            env.reset()
+
+
+def test_only_the_chosen_model_is_called_and_usage_is_reported():
+    env = _env()
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(0)
+    u = info["switch"]["usage"]
+    assert (u["quick"]["calls"], u["deepthink"]["calls"]) == (1, 0)
+    _, _, _, _, info = env.step(1)
+    u = info["switch"]["usage"]
+    assert (u["quick"]["calls"], u["deepthink"]["calls"]) == (0, 1)
+    assert env.quick.meter.total().calls == 1 and env.deepthink.meter.total().calls == 1
+
+
+def test_quick_first_is_counted_once_and_reused():
+    env = _env(needs_quick_output=True)
+    env.reset(seed=0)
+    ctx = env.context()
+    assert ctx.quick is not None
+    _, _, _, _, info = env.step(0)
+    assert info["switch"]["usage"]["quick"]["calls"] == 1  # computed first, reused to act
+    _, _, _, _, info = env.step(1)
+    assert info["switch"]["usage"]["quick"]["calls"] == 1 and info["switch"]["usage"]["deepthink"]["calls"] == 1
+
+
+def test_deepthink_failure_falls_back_to_quick_and_is_reported():
+    env = _env(deepthink=Down("down"))
+    env.reset(seed=0)
+    _, r, _, _, info = env.step(1)
+    sw = info["switch"]
+    assert sw["fallback"] and sw["actor"] == "quick" and sw["decision"] == 0
+    assert sw["usage"]["deepthink"]["calls"] == 1 and sw["usage"]["quick"]["calls"] == 1
+    strict = _env(deepthink=Down("down"), fallback_to_quick=False)
+    strict.reset(seed=0)
+    with pytest.raises(PolicyError):
+        strict.step(1)
+
+
+def test_budget_mask_and_observation_feature():
+    class Wait(LMPolicy):  # never reaches the goal, so the episode outlasts the budget
+        def _act(self, states, usage, return_hidden):
+            from londi.lm import ActResult
+
+            usage.calls += len(states)
+            return [ActResult(index=2, action="wait") for _ in states]
+
+    env = _env(budget=2, cost=0.0, deepthink=Wait("wait"))
+    obs, _ = env.reset(seed=1)
+    assert obs[-1] == 1.0 and env.action_masks().tolist() == [True, True]
+    obs, *_ = env.step(1)
+    assert obs[-1] == pytest.approx(0.5)
+    obs, *_ = env.step(1)
+    assert obs[-1] == 0.0 and env.action_masks().tolist() == [True, False]
+    _, _, _, _, info = env.step(1)
+    assert info["switch"]["blocked"] and info["switch"]["decision"] == 0 and info["switch"]["episode_calls"] == 2
+
+
+def test_episode_seeds_are_reproducible_and_restore_mid_episode():
+    a = _env(quick=NoisyExpertPolicy(), seed=5)
+    a.reset()
+    for _ in range(2):
+        *_, term, trunc, _ = a.step(0)
+        if term or trunc:
+            a.reset()
+    snap = a.state_dict()
+    b = _env(quick=NoisyExpertPolicy(), seed=5)
+    b.load_state_dict(snap)
+    np.testing.assert_array_equal(a.current_obs(), b.current_obs())
+    for t in range(60):
+        oa, ra, ta, tra, ia = a.step(t % 3 == 0)
+        ob, rb, tb, trb, ib = b.step(t % 3 == 0)
+        np.testing.assert_array_equal(oa, ob)
+        assert (ra, ta, tra) == (rb, tb, trb)
+        if ta or tra:
+            assert ia["switch"]["episode"]["deepthink_calls"] == ib["switch"]["episode"]["deepthink_calls"]
+            a.reset()
+            b.reset()

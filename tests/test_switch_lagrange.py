@@ -1,0 +1,43 @@
+"""Lagrange multiplier: rises while calls exceed the target, falls to 0 while below (sgd and pid)."""
+
+import pytest
+
+from londi.lm import ExpertPolicy, RandomPolicy
+from londi.switch import make_switcher
+from londi.switch.encoders import HashedNgramEncoder
+from londi.switch.env import SwitchingEnv
+from londi.switch.lagrange import make_lambda_rule
+from londi.switch.toy import CorridorTextEnv
+
+
+@pytest.mark.parametrize("rule,kw", [("sgd", {"lr": 0.05}), ("pid", {"kp": 0.02, "ki": 0.02, "kd": 0.01})])
+def test_lambda_rises_above_target_and_falls_to_zero_below(rule, kw):
+    lam = make_lambda_rule(rule, **kw)
+    values = [lam.update(measured=8.0, target=4.0) for _ in range(20)]
+    assert values[-1] > 0 and all(b >= a for a, b in zip(values, values[1:], strict=False))
+    peak = values[-1]
+    below = [lam.update(measured=1.0, target=4.0) for _ in range(200)]
+    assert below[0] < peak and below[-1] == 0.0 and min(below) >= 0.0
+    state = lam.state_dict()
+    twin = make_lambda_rule(rule, **kw)
+    twin.load_state_dict(state)
+    assert twin.update(6.0, 4.0) == lam.update(6.0, 4.0)
+
+
+def test_unknown_rule_is_named():
+    with pytest.raises(KeyError, match="sgd"):
+        make_lambda_rule("adam")
+
+
+def test_switcher_updates_lambda_and_env_cost_at_episode_end():
+    sw = make_switcher("lagrangian", target_calls=1.0, rule="sgd", rule_kwargs={"lr": 0.1})
+    env = SwitchingEnv(CorridorTextEnv(), RandomPolicy(name="q"), ExpertPolicy(name="d"), encoder=HashedNgramEncoder(16),
+                       **sw.env_options(train=True))
+    sw.setup(env, seed=0, total_steps=100)
+    assert env.cost == 0.0
+    sw.on_episode_end(5, {})
+    assert sw.lam == pytest.approx(0.4) and env.cost == pytest.approx(0.4)
+    assert sw.model.replay_buffer.current_cost == pytest.approx(0.4)
+    assert sw.metrics()["switch/lambda"] == pytest.approx(0.4)
+    sw.on_episode_end(0, {})
+    assert sw.lam == pytest.approx(0.3)
