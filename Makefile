@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -q -ra
 
 test-all: setup
 	$(PY) -m pytest -m "not gpu"
