@@ -13,7 +13,7 @@ into a mean and a 95% confidence interval (Student t). Outputs, in `out` (defaul
 - `budget.png`: success against the budget for budgeted switchers, when there are several budgets.
 
 Which episodes count: the final evaluation (rows with phase == "eval" at the run's last evaluation
-step), or a run's `eval.csv` from `londi-evaluate` when `source=evaluate`.
+step, `global_step`), or a run's `eval.csv` from `londi-evaluate` when `source=evaluate`.
 """
 
 from __future__ import annotations
@@ -129,10 +129,14 @@ def final_episodes(run: RunRecord, source: str = "eval") -> pd.DataFrame:
     ep = run.episodes
     if "phase" in ep.columns and (ep["phase"] == "eval").any():
         ev = ep[ep["phase"] == "eval"]
-        if "env_steps" in ev.columns:
-            ev = ev[ev["env_steps"] == ev["env_steps"].max()]
-        return ev
+        at = _step_column(ev)
+        return ev[ev[at] == ev[at].max()]
     return ep  # a run with no evaluation: every episode it has
+
+
+def _step_column(df: pd.DataFrame) -> str:
+    """The training-step column of episodes.csv: `global_step` (the runner's), else `env_steps`."""
+    return "global_step" if "global_step" in df.columns else "env_steps"
 
 
 def run_table(runs: Sequence[RunRecord], source: str = "eval") -> pd.DataFrame:
@@ -305,7 +309,7 @@ def compute_curves(runs: Sequence[RunRecord]) -> pd.DataFrame:
             ep = ep[ep["phase"] == "train"] if "phase" in ep.columns else ep
             d = pd.DataFrame(
                 {
-                    "env_steps": ep["env_steps"],
+                    "env_steps": ep[_step_column(ep)],
                     "flops": ep["total_flops"].cumsum(),
                     "seconds": ep["device_seconds"].cumsum() if "device_seconds" in ep.columns else np.nan,
                 }

@@ -49,6 +49,7 @@ class ProgressLogger:
         self._step = 0
         self._stats: dict[str, float] = {}
         self._bar = None
+        self._closed = False
         if mode == "bar":
             from tqdm.auto import tqdm
 
@@ -70,7 +71,7 @@ class ProgressLogger:
             return
         self._step = max(step, self._step)
         now = time.perf_counter()
-        if self.mode == "lines" and (now - self._last_line >= self.every_seconds or self._step >= self.total):
+        if self.mode == "lines" and now - self._last_line >= self.every_seconds:
             self._last_line = now
             print(self.line(), file=self.stream, flush=True)
 
@@ -88,6 +89,9 @@ class ProgressLogger:
         """Episodes are not shown individually; the bar's postfix carries the running rates."""
 
     def close(self, failed: bool = False) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if self._bar is not None:
             self._bar.close()
             self._bar = None
