@@ -1,0 +1,118 @@
+"""Every config in configs/ composes, every `_target_` imports, and typos fail at composition."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.utils import get_object
+from omegaconf import OmegaConf
+
+import londi.config  # noqa: F401 - registers schemas
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+MAIN_GROUPS = ("env", "quick", "deepthink", "switcher", "encoder", "logger")
+
+
+def _options(group: str) -> list[str]:
+    root = CONFIGS / group
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
+def _targets(node, path=""):
+    if OmegaConf.is_dict(node):
+        for k, v in node.items_ex(resolve=False):
+            if k == "_target_":
+                yield path, v
+            else:
+                yield from _targets(v, f"{path}.{k}" if path else str(k))
+
+
+def _compose(overrides=(), name="config"):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(name, overrides=list(overrides))
+
+
+def _check_targets(cfg):
+    for path, target in _targets(cfg):
+        assert callable(get_object(target)), f"{path}._target_ {target} is not callable"
+
+
+def test_default_config_composes_and_targets_import():
+    cfg = _compose()
+    assert set(MAIN_GROUPS) <= set(cfg.keys())
+    assert cfg.env.id.startswith("BabyAI-Text-")
+    _check_targets(cfg)
+
+
+GROUP_OPTIONS = [
+    (g, o) for g in MAIN_GROUPS if (CONFIGS / g).is_dir() for o in _options(g) if not o.endswith("base")
+]
+EXPERIMENTS = _options("experiment") if (CONFIGS / "experiment").is_dir() else []
+
+
+@pytest.mark.parametrize("group,option", GROUP_OPTIONS, ids=[f"{g}={o}" for g, o in GROUP_OPTIONS])
+def test_every_group_option_composes(group, option):
+    cfg = _compose([f"{group}={option}"])
+    assert cfg[group] is not None
+    _check_targets(cfg[group])
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_preset_composes(name):
+    cfg = _compose([f"+experiment={name}"])
+    assert cfg.experiment_name == name
+    _check_targets(cfg)
+
+
+def test_other_yaml_files_load():
+    """Files outside the londi-train groups (e.g. londi-distill's presets) are at least valid YAML."""
+    main = set(MAIN_GROUPS) | {"experiment"}
+    for path in CONFIGS.rglob("*.yaml"):
+        rel = path.relative_to(CONFIGS)
+        if rel.parts[0] not in main:
+            assert OmegaConf.load(path) is not None, rel
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("total_step=5", "total_step"),  # misspelt top-level key
+        ("seed=abc", "seed"),  # wrong type
+        ("env.idd=x", "idd"),  # misspelt key in a schema-checked group
+        ("logger.wandb.mode=onlin", "onlin"),  # not one of online|offline|disabled
+        ("logger.wandb.projet=x", "projet"),
+        ("switcher.cots=0.1", "cots"),  # key the switcher node does not have (struct mode)
+    ],
+)
+def test_typos_fail_at_composition(override, message):
+    with pytest.raises(ConfigCompositionException, match=message):
+        _compose([override])
+
+
+def test_unknown_group_option_fails():
+    with pytest.raises(MissingConfigException, match="env/babyai_text/gotolocal"):
+        _compose(["env=babyai_text/gotolocal"])
+
+
+def test_scienceworld_env_schema():
+    cfg = _compose(["env=scienceworld/boil"])
+    assert cfg.env.id == "ScienceWorld-v0" and cfg.env.task == "boil" and cfg.env.step_limit == 100
+    with pytest.raises(ConfigCompositionException, match="step_limt"):
+        _compose(["env=scienceworld/boil", "env.step_limt=3"])
+
+
+def test_cfg_job_prints_the_config():
+    out = subprocess.run(
+        [sys.executable, "-m", "londi.train", "--cfg", "job", "seed=7"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    cfg = OmegaConf.create(out)
+    assert cfg.seed == 7 and "switcher" in cfg and "logger" in cfg
