@@ -66,6 +66,12 @@ def test_padding_and_batch_composition_do_not_change_scores():
     h1 = scorer.score(PROMPTS[1:2], CANDIDATES[1:2], return_hidden=True).hidden[0]
     h3 = scorer.score(PROMPTS, CANDIDATES, return_hidden=True).hidden[1]
     np.testing.assert_allclose(h1, h3, rtol=1e-4, atol=1e-5)
+    # Chunking the expanded KV cache (tiny memory bound: one row per chunk) changes nothing either.
+    chunked = ActionScorer(model, tok, max_cache_mb=1e-6).score(PROMPTS, CANDIDATES).scores
+    for a, b in zip(chunked, scorer.score(PROMPTS, CANDIDATES).scores, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    # A forced BOS is the first prompt token.
+    assert ActionScorer(model, tok, add_bos=True).prompt_ids("go")[0][0] == tok.bos_token_id
 
 
 def test_mean_is_sum_over_length_and_eos_option():

@@ -13,8 +13,11 @@ candidate's token log-probs, `mean` divides by its token count (length-normalise
 
 from __future__ import annotations
 
+import copy
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +51,8 @@ class ActionScorer:
     `max_prompt_tokens` keeps the LAST tokens of a longer prompt (the most recent history; builders in
     `londi.lm.prompts` already drop old steps to fit, this is the hard guard). `candidate_eos` appends EOS
     to every candidate, so one candidate that is a prefix of another is not favoured by `sum`. `add_bos`:
-    None follows the tokenizer's own special tokens (see `prompt_ids`).
+    None follows the tokenizer's own special tokens (see `prompt_ids`). `max_cache_mb` bounds the KV cache
+    expanded to the (state, candidate) rows: above it, rows are scored in chunks (None: no bound).
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class ActionScorer:
         max_prompt_tokens: int | None = None,
         candidate_eos: bool = False,
         add_bos: bool | None = None,
+        max_cache_mb: float | None = 256.0,
     ):
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -67,6 +72,7 @@ class ActionScorer:
         self.reduction = reduction
         self.max_prompt_tokens = max_prompt_tokens
         self.candidate_eos = candidate_eos
+        self.max_cache_mb = max_cache_mb
         self.is_seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
         pad = tokenizer.pad_token_id
         if pad is None:
@@ -74,6 +80,7 @@ class ActionScorer:
         self.pad_id = int(pad)
         self._cand_cache: dict[str, list[int]] = {}
         self._specials = self._special_ids(add_bos)
+        self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
 
     @property
     def device(self) -> torch.device:
@@ -189,27 +196,46 @@ class ActionScorer:
     def _causal(self, p_ids, owner, cand, cand_mask, return_hidden):
         prompt, p_mask = self._pad(p_ids, left=True)
         p_pos = (p_mask.cumsum(1) - 1).clamp(min=0)
+        extra = {"logits_to_keep": 1} if self._keeps_logits else {}  # no vocab projection of the whole prompt
         out = self.model(
             input_ids=prompt, attention_mask=p_mask, position_ids=p_pos, use_cache=True,
-            output_hidden_states=return_hidden,
+            output_hidden_states=return_hidden, **extra,
         )
         hidden = out.hidden_states[-1][:, -1] if return_hidden else None
         first_lp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # predicts each candidate's 1st token
         cache = out.past_key_values
-        cache.reorder_cache(owner)  # one cache row per (state, candidate): the prompt is not recomputed
         p_len = p_mask.sum(1)
         pos = p_len[owner, None] + torch.arange(cand.shape[1], device=cand.device)[None]
-        c_out = self.model(
-            input_ids=cand, attention_mask=torch.cat([p_mask[owner], cand_mask], 1), position_ids=pos,
-            past_key_values=cache, use_cache=True,
-        )
-        rest_lp = torch.log_softmax(c_out.logits[:, :-1].float(), dim=-1)  # token t+1 given candidate[:t+1]
+        full_mask = torch.cat([p_mask[owner], cand_mask], 1)
+        # The cache is indexed out to one row per (state, candidate): the prompt is not recomputed. Rows go in
+        # chunks so that the expanded cache stays under `max_cache_mb`.
+        rows = self._rows_per_chunk(cache, full_mask.shape[1], len(owner))
+        logits = []
+        for lo in range(0, len(owner), rows):
+            sl = slice(lo, lo + rows)
+            chunk_cache = cache if rows >= len(owner) else copy.deepcopy(cache)
+            chunk_cache.reorder_cache(owner[sl])
+            logits.append(self.model(
+                input_ids=cand[sl], attention_mask=full_mask[sl], position_ids=pos[sl],
+                past_key_values=chunk_cache, use_cache=True,
+            ).logits[:, :-1].float())
+        c_logits = torch.cat(logits, 0)
+        rest_lp = torch.log_softmax(c_logits, dim=-1)  # token t+1 given candidate[:t+1]
         lp = torch.cat([first_lp[owner, None], rest_lp], 1)
         token_lp = lp.gather(-1, cand.unsqueeze(-1)).squeeze(-1)
         n_p = [len(p) for p in p_ids]
         ctx = sum(n * (n + 1) // 2 for n in n_p)
         ctx += int(((p_len[owner, None] + cand_mask.cumsum(1)) * cand_mask).sum().item())
         return token_lp, hidden, ctx
+
+    def _rows_per_chunk(self, cache: Any, width: int, n_rows: int) -> int:
+        """How many (state, candidate) rows of `width` cached positions fit in `max_cache_mb`."""
+        layers = getattr(cache, "layers", None)
+        if self.max_cache_mb is None or not layers or getattr(layers[0], "keys", None) is None:
+            return n_rows
+        per_pos = sum((lay.keys[0, :, 0].numel() + lay.values[0, :, 0].numel()) * lay.keys.element_size()
+                      for lay in layers)
+        return max(1, min(n_rows, int(self.max_cache_mb * 2**20 // max(per_pos * width, 1))))
 
     def _seq2seq(self, p_ids, owner, cand, cand_mask, return_hidden):
         prompt, p_mask = self._pad(p_ids, left=False)
