@@ -146,3 +146,27 @@ def test_saved_model_loads_like_a_hub_model(tmp_path):
     tok = AutoTokenizer.from_pretrained(d)
     assert model.config.vocab_size == len(tok)
     assert (d / "model.safetensors").exists()
+
+
+def test_hf_policy_runs_the_distilled_policy(tmp_path):
+    from londi.lm.distill import CausalLMActor, evaluate_model_dir
+    from londi.lm.hf import HFPolicy
+
+    meta = _run(tmp_path, "steps=20")
+    d = tmp_path / MODEL_DIR
+    policy = HFPolicy(name="q", path=str(d))
+    actor = CausalLMActor(policy.model, policy.tokenizer, history=0, max_prompt_tokens=meta["prompt"]["max_prompt_tokens"])
+    env = make_env()
+    obs, info = env.reset(seed=2)
+    for _ in range(3):
+        state = TextState.from_env(obs, info, env=env)
+        res = policy.act_one(state)
+        np.testing.assert_allclose(res.scores, actor.scores(state), rtol=1e-5, atol=1e-5)
+        obs, _, term, trunc, info = env.step(res.index)
+        if term or trunc:
+            break
+    assert policy.meter.total().flops > 0
+    meta = evaluate_model_dir(d, ENV, episodes=2, seed=0)
+    assert meta["eval"]["episodes"] == 2 and meta["eval"]["flops_per_step"] > 0
+    card = (d / "MODEL_CARD.md").read_text()
+    assert "londi-distill model=tiny" in card and "success" in card

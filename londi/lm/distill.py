@@ -11,6 +11,7 @@ loads like any hub model (`AutoModelForCausalLM.from_pretrained(out/"model")`, s
     londi-distill env=BabyAI-Text-GoToLocal-v0 model=quick episodes=2000 out=outputs/distill/quick
     londi-distill model=deepthink out=DIR dagger_rounds=3 seed=1      # any key of configs/distill.yaml
     londi-distill model=path/to/checkpoint out=DIR                     # fine-tune an existing model
+    londi-distill evaluate_only=londi/assets/models/babyai_quick eval_episodes=100   # re-measure a saved model
 
 `model` names a preset in configs/distill_model/ (architecture + training recipe, merged under the command
 line) or is a path to a saved model. Overrides are Hydra-style key=value (OmegaConf dotlist). Rerunning the
@@ -216,6 +217,12 @@ def _load_demos(path: Path) -> list[Demonstration]:
         return [Demonstration.from_dict(json.loads(line)) for line in f]
 
 
+def _adds_bos(scorer: ActionScorer) -> bool:
+    """Whether the scorer put a BOS before the prompts the model was trained on (recorded for HFPolicy)."""
+    probe = "a"
+    return len(scorer.prompt_ids(probe)[0]) > len(scorer.tokenizer(probe, add_special_tokens=False)["input_ids"])
+
+
 class Distiller:
     """One distillation run in `cfg.out`: collect -> train -> (DAgger collect -> train) x rounds -> save.
 
@@ -375,26 +382,108 @@ class Distiller:
         return self.finish(model, tokenizer, actor)
 
     def finish(self, model: torch.nn.Module, tokenizer: Any, actor: CausalLMActor) -> dict[str, Any]:
-        """Save out/model (safetensors + tokenizer + prompt settings) and its measured success."""
+        """Save out/model (safetensors + tokenizer + prompt settings), then measure it as `HFPolicy` runs it."""
         cfg = self.cfg
         model_dir = self.out / MODEL_DIR
         model.save_pretrained(model_dir, safe_serialization=True)
         tokenizer.save_pretrained(model_dir)
-        if cfg.eval_episodes > 0:
-            s = self.evaluate(actor, int(cfg.eval_episodes))
-            self.summary["eval"] = {"env": cfg.env, "episodes": s.episodes, "seed": int(cfg.eval_seed),
-                                    **s.as_dict()}
         meta = {
             "env": cfg.env,
             "prompt": {"family": "babyai_text" if "BabyAI" in cfg.env else None, "history": int(cfg.history),
-                       "max_prompt_tokens": int(cfg.max_prompt_tokens)},
+                       "max_prompt_tokens": int(cfg.max_prompt_tokens), "add_bos": _adds_bos(actor.scorer)},
             "scoring": "sum",
             "command": self.command,
+            "arch": OmegaConf.to_container(cfg.arch, resolve=True),
             **self.summary,
         }
         (model_dir / LONDI_META).write_text(json.dumps(meta, indent=2, default=float))
+        if cfg.eval_episodes > 0:
+            meta = evaluate_model_dir(model_dir, cfg.env, int(cfg.eval_episodes), int(cfg.eval_seed),
+                                      progress=bool(cfg.progress))
         (self.out / "summary.json").write_text(json.dumps(meta, indent=2, default=float))
         return meta
+
+
+def evaluate_model_dir(model_dir: str | Path, env_id: str, episodes: int = 100, seed: int = 424242,
+                       progress: bool = False) -> dict[str, Any]:
+    """Greedy success and compute of a saved model run by `HFPolicy` (the project's hf backend).
+
+    Writes the result into the directory's londi_distill.json (key "eval") and regenerates MODEL_CARD.md.
+    Returns the updated metadata.
+    """
+    from londi.lm.hf import HFPolicy
+
+    model_dir = Path(model_dir)
+    meta_path = model_dir / LONDI_META
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    policy = HFPolicy(name="distilled", path=str(model_dir))
+    stats = evaluate(_make_env_factory(env_id), lambda s: policy.act_one(s).index, episodes, seed=seed,
+                     history=int(policy.history or 0), progress=progress)
+    usage = policy.meter.total()
+    calls = max(usage.calls, 1)
+    meta["eval"] = {
+        "env": env_id, "episodes": stats.episodes, "seed": seed, "policy": "HFPolicy(score=sum, greedy)",
+        "success_rate": stats.success_rate, "mean_return": stats.as_dict()["mean_return"],
+        "calls": usage.calls, "flops_per_step": usage.flops / calls, "prompt_tokens_per_step": usage.prompt_tokens / calls,
+        "candidate_tokens_per_step": usage.completion_tokens / calls,
+        "cpu_seconds_per_step": usage.device_seconds / calls, "parameters": policy.num_parameters,
+    }
+    meta_path.write_text(json.dumps(meta, indent=2, default=float))
+    write_model_card(model_dir, meta)
+    return meta
+
+
+def write_model_card(model_dir: str | Path, meta: dict[str, Any]) -> Path:
+    """MODEL_CARD.md from the run's metadata: command, data, parameters, measured success and FLOPs."""
+    ev = meta.get("eval", {})
+    arch = meta.get("arch", {})
+    rounds = meta.get("rounds", {})
+    coll = meta.get("collection", {})
+    lines = [
+        f"# {Path(model_dir).name}: a behaviour-cloned policy for {meta.get('env', '?')}",
+        "",
+        "Made by `londi-distill` (londi/lm/distill.py); every number below was measured by that command.",
+        "",
+        "## Rebuild",
+        "```",
+        meta.get("command", "?"),
+        "```",
+        "Deterministic given the seed on one CPU thread; the output directory's `model/` is this directory.",
+        "",
+        "## Model",
+        f"- transformers causal LM, {ev.get('parameters', meta.get('parameters', '?'))} parameters; "
+        f"config: `{json.dumps(arch)}`",
+        "- word-level tokenizer built from the env's text (londi/lm/tokenization.py), "
+        f"{'a BOS token before' if meta.get('prompt', {}).get('add_bos') else 'no special tokens around'} the prompt",
+        f"- prompt: {meta.get('prompt', {}).get('family')} builder (londi/lm/prompts.py) with "
+        f"history={meta.get('prompt', {}).get('history')} past steps; action = the admissible action with the highest "
+        "sum of token log-probs after the prompt (`HFPolicy`, score=sum); the settings are in londi_distill.json, "
+        "which HFPolicy reads.",
+        "",
+        "## Data and training",
+    ]
+    for k, v in coll.items():
+        lines.append(f"- {k}: {v.get('episodes')} episodes, {v.get('steps')} labelled states"
+                     + (f", beta={v['beta']:.2f}" if "beta" in v else "")
+                     + f" (executed-trajectory success {v.get('success_rate', 0):.2f})")
+    for r, v in rounds.items():
+        es = v.get("eval_success")
+        lines.append(f"- round {r}: {v.get('steps')} steps on {v.get('samples')} states, "
+                     f"loss {v.get('first_loss') or float('nan'):.3f} -> {v.get('final_loss') or float('nan'):.3f}, "
+                     f"{v.get('train_seconds', 0):.0f} s" + (f", success {es:.2f} (quick check)" if es is not None else ""))
+    if ev:
+        lines += [
+            "",
+            "## Measured",
+            f"- success {ev['success_rate']:.2f} over {ev['episodes']} episodes of {ev['env']} "
+            f"(reset seeds {ev['seed']}..{ev['seed'] + ev['episodes'] - 1}, {ev.get('policy', '')})",
+            f"- per step: {ev['flops_per_step']:.3g} FLOPs (HFPolicy's formula), {ev['prompt_tokens_per_step']:.1f} "
+            f"prompt + {ev['candidate_tokens_per_step']:.1f} candidate tokens, {1000 * ev['cpu_seconds_per_step']:.2f} "
+            "CPU-ms (shared machine)",
+        ]
+    path = Path(model_dir) / "MODEL_CARD.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -403,6 +492,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = list(sys.argv[1:] if argv is None else argv)
     cfg = load_config(args)
+    if cfg.evaluate_only:
+        meta = evaluate_model_dir(cfg.evaluate_only, cfg.env, int(cfg.eval_episodes), int(cfg.eval_seed),
+                                  progress=bool(cfg.progress))
+        ev = meta["eval"]
+        print(f"{cfg.evaluate_only}: success {ev['success_rate']:.2f} over {ev['episodes']} episodes of {cfg.env}, "
+              f"{ev['flops_per_step']:.3g} FLOPs/step")
+        return meta
     meta = Distiller(cfg, command=" ".join(["londi-distill", *args])).run()
     ev = meta.get("eval")
     if ev:
