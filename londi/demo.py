@@ -1,7 +1,7 @@
 """`londi-demo` (what `make demo` runs): a short LONDI-B run and its baselines on BabyAI-Text, then the report.
 
 Why a multirun of the ordinary app: the demo is exactly what a user would type,
-`londi-train -m +experiment=demo switcher=londi_b,always_quick,always_deepthink`, followed by
+`londi-train -m +experiment=demo switcher=londi_b,always_quick,always_deepthink seed=0,1`, followed by
 `londi-report dir=<that sweep>`, so it exercises the real config, launcher, CSV and W&B paths. It runs
 the jobs two at a time with the joblib launcher (one per core) and prints where the table, the figures and
 the offline W&B runs are. Extra `key=value` arguments are passed to every job (e.g. `total_steps=500`).
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 SWITCHERS = ("londi_b", "always_quick", "always_deepthink")
+SEEDS = "0,1"  # two seeds, so the report shows a confidence interval; override with seed=...
 
 
 def demo_command(sweep_dir: Path, extra: Sequence[str] = (), n_jobs: int = 2) -> list[str]:
@@ -30,6 +31,8 @@ def demo_command(sweep_dir: Path, extra: Sequence[str] = (), n_jobs: int = 2) ->
         f"switcher={','.join(SWITCHERS)}",
         f"hydra.sweep.dir={sweep_dir}",
     ]
+    if not any(a.startswith("seed=") for a in extra):
+        cmd.append(f"seed={SEEDS}")
     if n_jobs > 1:
         cmd += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}"]
     return cmd + list(extra)

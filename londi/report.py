@@ -22,7 +22,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,7 @@ class RunRecord:
     seed: int | None
     episodes: pd.DataFrame
     metrics: pd.DataFrame | None
+    simulated: list[str] = field(default_factory=list)  # models charged a configured size they do not run
 
     @property
     def label(self) -> str:
@@ -116,6 +117,11 @@ def load_run(run_dir: str | Path) -> RunRecord:
         seed=int(seed) if seed is not None else None,
         episodes=episodes,
         metrics=metrics,
+        simulated=[
+            f"{m} ({cfg[m]['simulated_params']:.3g} params)"
+            for m in ("quick", "deepthink")
+            if isinstance(cfg.get(m), dict) and cfg[m].get("simulated_params")
+        ],
     )
 
 
@@ -407,11 +413,18 @@ def make_report(root: str | Path, out: str | Path | None = None, source: str = "
     budget = plot_budget(agg, out / "budget.png")
     if budget is not None:
         paths["budget"] = budget
+    simulated = sorted({s for r in runs for s in r.simulated})
+    note = (
+        f"Simulated cost: {', '.join(simulated)} is the env's expert charged the FLOPs and device seconds of a "
+        "model of that size (londi.lm.baselines.ExpertPolicy), not a model that ran.\n\n"
+        if simulated
+        else ""
+    )
     figs = "".join(f"![{k}]({p.name})\n" for k, p in paths.items() if p.suffix == ".png")
     paths["table"].write_text(
         f"# londi report: {root}\n\n{len(runs)} runs; success and costs per episode over the "
         f"{'londi-evaluate episodes' if source == 'evaluate' else 'final evaluation'}, mean ± 95% CI over seeds.\n"
-        f"Made by `londi-report dir={root}`.\n\n" + markdown_table(agg) + "\n" + figs
+        f"Made by `londi-report dir={root}`.\n\n" + note + markdown_table(agg) + "\n" + figs
     )
     return paths
 

@@ -55,3 +55,13 @@ def test_failing_job_exits_nonzero_and_names_the_problem(tmp_path):
     assert (
         len(list((run / "wandb").glob("offline-run-*"))) == 1
     )  # the W&B run was opened and finished (failed)
+
+
+def test_demo_command_is_the_documented_sweep(tmp_path):
+    from londi.demo import SWITCHERS, demo_command
+
+    cmd = demo_command(tmp_path, ["total_steps=100"], n_jobs=2)
+    assert cmd[1:4] == ["-m", "londi.train", "-m"] and "+experiment=demo" in cmd
+    assert f"switcher={','.join(SWITCHERS)}" in cmd and "seed=0,1" in cmd and "hydra/launcher=joblib" in cmd
+    assert cmd[-1] == "total_steps=100"
+    assert "seed=0,1" not in demo_command(tmp_path, ["seed=5"], n_jobs=1)
