@@ -1,0 +1,69 @@
+"""londi-cascade composes and writes its run folder; the per-state cascade switcher routes and learns."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+
+from londi.cascade.router import CascadeSwitcher, OnlineNgramPolicy
+from londi.lm.policy import ActResult
+from londi.lm.state import TextState
+from londi.switch.base import DEEPTHINK, QUICK, DecisionContext, Transition
+
+CONFIGS = str((__import__("pathlib").Path(__file__).parents[1] / "configs").resolve())
+
+
+def test_app_runs_a_small_stream_and_writes_csv_and_summary(tmp_path):
+    from londi.cascade.app import run
+
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        cfg = compose(
+            "cascade_app",
+            overrides=["cascade.stream.n=120", "cascade/levels=ngram_unigram_given", f"run_dir={tmp_path}",
+                       "log_every=50", "progress=false"],
+        )
+    summary = run(cfg)
+    assert (tmp_path / "metrics.csv").read_text().count("\n") == 1 + 3  # 50, 100, final 120
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["cascade/items"] == 120 and saved["levels"] == ["lr", "llm"]
+    assert saved["costs_paper_units"][1] == 1.0 and saved["costs_paper_units"][0] < 1e-3
+    assert summary["compute/llm_calls"] == round(summary["cascade/final_call_frac"] * 120)
+
+
+def _state(text: str) -> TextState:
+    return TextState(obs=text, mission="go to the red ball", admissible_actions=("turn left", "turn right", "go forward"))
+
+
+def test_online_ngram_quick_learns_from_deepthink_actions():
+    q = OnlineNgramPolicy(n_features=2**12, lr=1.0)
+    s_left, s_fwd = _state("ball 2 steps left"), _state("ball 3 steps forward")
+    for _ in range(20):
+        q.learn([s_left, s_fwd], [0, 2])
+    assert q.act_one(s_left).action == "turn left" and q.act_one(s_fwd).action == "go forward"
+    assert q.meter.totals["quick"].calls == 2 and q.meter.totals["quick/train"].flops > 0
+
+
+def test_cascade_switcher_defers_on_uncertain_quick_and_learns_to_stop():
+    q = OnlineNgramPolicy(n_features=2**12, lr=1.0)
+    sw = CascadeSwitcher(mu=0.3, forced_p0=0.0, seed=0)
+    sw.setup(type("Env", (), {"quick": q})(), seed=0)
+    s = _state("ball 2 steps left")
+    rng = np.random.default_rng(0)
+
+    def decide():
+        quick = q.act_one(s)
+        return sw.decide(np.zeros(1), DecisionContext(state=s, action_mask=np.array([1, 1]), rng=rng, quick=quick)), quick
+
+    first, _ = decide()
+    assert first == DEEPTHINK  # uniform QUICK, head initialised defer-leaning
+    masked = sw.decide(np.zeros(1), DecisionContext(state=s, action_mask=np.array([1, 0]), rng=rng, quick=q.act_one(s)))
+    assert masked == QUICK  # never DEEPTHINK where it is masked (exhausted budget)
+    for _ in range(60):  # DEEPTHINK keeps answering "turn left": QUICK is distilled, the head learns to trust it
+        _, quick = decide()
+        sw.observe(Transition(obs=np.zeros(1), decision=DEEPTHINK, reward=0.0, next_obs=np.zeros(1), terminated=False,
+                              truncated=False, state=s, quick=quick, deepthink=ActResult(0, "turn left"), info={}))
+    last, quick = decide()
+    assert quick.action == "turn left" and last == QUICK
+    assert sw.metrics()["cascade/head_updates"] == 60
