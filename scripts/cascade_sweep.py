@@ -59,7 +59,7 @@ def main() -> None:
         print({k: round(v, 4) for k, v in rows[-1].items()}, flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.with_suffix(".csv").open("w", newline="") as f:
+    with Path(f"{out}.csv").open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
@@ -81,8 +81,8 @@ def main() -> None:
     ax.set_title(f"synthetic drifting stream, n={args.n}, hard={args.hard_fraction}", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(out.with_suffix(".png"), dpi=120)
-    print(f"wrote {out.with_suffix('.csv')} and {out.with_suffix('.png')}")
+    fig.savefig(Path(f"{out}.png"), dpi=120)
+    print(f"wrote {out}.csv and {out}.png")
 
 
 if __name__ == "__main__":
