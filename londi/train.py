@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import londi.config  # noqa: F401 - registers the schemas and resolvers before Hydra composes
 from londi.loggers.base import RunLogger
+from londi.paths import CONFIG_DIR
 from londi.rundir import env_name, resolved_container, run_name, write_run_files
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def _final_success(result: Any) -> float:
     return float(final.get("eval/success_rate", float("nan")))
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="config")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
     return train(cfg)
 

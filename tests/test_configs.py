@@ -116,3 +116,14 @@ def test_cfg_job_prints_the_config():
     ).stdout
     cfg = OmegaConf.create(out)
     assert cfg.seed == 7 and "switcher" in cfg and "logger" in cfg
+
+
+@pytest.mark.parametrize("script", ["londi-train", "londi-cascade"])
+def test_console_scripts_find_their_configs_from_any_directory(script, tmp_path):
+    """The installed entry points, started outside the repository, compose their primary config."""
+    exe = Path(sys.executable).parent / script
+    out = subprocess.run(
+        [str(exe), "--cfg", "job", "seed=3"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert OmegaConf.create(out.stdout).seed == 3

@@ -18,6 +18,7 @@ from londi.cascade.cascade import OnlineCascade
 from londi.cascade.deferral import ForcedDeferral
 from londi.lm.usage import ComputeMeter
 from londi.loggers.base import CSVLogger, MultiLogger, RunLogger
+from londi.paths import CONFIG_DIR
 
 
 def build(cfg: DictConfig) -> tuple[Any, OnlineCascade]:
@@ -68,7 +69,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="../../configs", config_name="cascade_app")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="cascade_app")
 def main(cfg: DictConfig) -> float:
     """Returns final-model agreement (an objective for Hydra sweepers)."""
     return float(run(cfg)["cascade/agreement"])
