@@ -34,3 +34,26 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="ScienceWorld needs Java 17 (apt-get install openjdk-17-jre-headless)"))
         if no_gpu and "gpu" in item.keywords:
             item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+
+
+@pytest.fixture(scope="session")
+def londi_train():
+    """Run `python -m londi.train ARGS` offline from the repository root; returns the CompletedProcess."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+
+    def run(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "londi.train", *args],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,20 +10,14 @@ from omegaconf import OmegaConf
 
 from londi.evaluate import TEST_SEED_OFFSET, main, split_env_config
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
+def trained_run(tmp_path_factory, londi_train):
     run = tmp_path_factory.mktemp("evaluate") / "run"
-    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(
-        [
-            sys.executable, "-m", "londi.train", "+experiment=smoke", "switcher=londi_b", "quick=expert",
-            "logger=disabled", "eval_episodes=3", f"hydra.run.dir={run}",
-        ],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
+    proc = londi_train(
+        "+experiment=smoke", "switcher=londi_b", "quick=expert", "logger=disabled", "eval_episodes=3",
+        f"hydra.run.dir={run}",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run
 

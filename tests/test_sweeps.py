@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from londi.report import make_report
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def londi_train(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "londi.train", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def job_dirs(sweep: Path) -> list[Path]:
@@ -39,7 +22,7 @@ def check_job(job: Path) -> None:
     assert len(runs) == 1, f"{job.name}: expected its own W&B offline run, found {runs}"
 
 
-def test_joblib_two_jobs_each_with_own_folder_and_wandb_run(tmp_path):
+def test_joblib_two_jobs_each_with_own_folder_and_wandb_run(tmp_path, londi_train):
     sweep = tmp_path / "sweep"
     proc = londi_train(
         "-m",
@@ -61,7 +44,7 @@ def test_joblib_two_jobs_each_with_own_folder_and_wandb_run(tmp_path):
     assert summary["seeds"].tolist() == [2]
 
 
-def test_submitit_local_job(tmp_path):
+def test_submitit_local_job(tmp_path, londi_train):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     sweep = tmp_path / "sweep"
     proc = londi_train(

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,19 +11,9 @@ from omegaconf import OmegaConf
 REPO = Path(__file__).resolve().parents[1]
 
 
-def londi_train(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "londi.train", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
-def test_default_config_runs_and_writes_its_folder(tmp_path):
+def test_default_config_runs_and_writes_its_folder(tmp_path, londi_train):
     run = tmp_path / "run"
     proc = londi_train(
         "total_steps=40", "eval_episodes=1", "eval_every=40", "checkpoint_every=40", f"hydra.run.dir={run}"
@@ -46,7 +33,7 @@ def test_default_config_runs_and_writes_its_folder(tmp_path):
     assert not (REPO / "metrics.csv").exists()  # nothing written to the current directory
 
 
-def test_failing_job_exits_nonzero_and_names_the_problem(tmp_path):
+def test_failing_job_exits_nonzero_and_names_the_problem(tmp_path, londi_train):
     run = tmp_path / "run"
     proc = londi_train("+experiment=smoke", "env.id=BabyAI-Text-GoToLocl-v0", f"hydra.run.dir={run}")
     assert proc.returncode != 0
