@@ -507,5 +507,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return meta
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console script `londi-distill`: exit status 0 on success (main's summary dict is not an exit code)."""
     main()
+
+
+if __name__ == "__main__":
+    cli()
