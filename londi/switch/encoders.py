@@ -48,9 +48,21 @@ def quick_summary(quick: ActResult | None) -> np.ndarray:
 
 
 class HashedNgramEncoder(Encoder):
-    """Hashed bag of word n-grams (l2-normalised); `quick_features=True` appends QUICK's entropy/confidence."""
+    """Hashed bag of word n-grams (l2-normalised) of the state's text, plus optional extras.
 
-    def __init__(self, n_features: int = 512, ngram_max: int = 2, quick_features: bool = False, cache_size: int = 50_000):
+    `quick_features=True` appends QUICK's entropy/max-prob/margin and hashes the action QUICK proposes
+    (QUICK runs first, counted); `history_features=True` hashes the last actions taken and appends a flag
+    for "this observation was already seen in the recent history" (loops are where a fixed QUICK fails).
+    """
+
+    def __init__(
+        self,
+        n_features: int = 512,
+        ngram_max: int = 2,
+        quick_features: bool = False,
+        history_features: bool = False,
+        cache_size: int = 50_000,
+    ):
         from sklearn.feature_extraction.text import HashingVectorizer
 
         self._vec = HashingVectorizer(
@@ -58,8 +70,9 @@ class HashedNgramEncoder(Encoder):
         )
         self.n_features = n_features
         self.quick_features = quick_features
+        self.history_features = history_features
         self.needs_quick_output = quick_features
-        self.dim = n_features + (3 if quick_features else 0)
+        self.dim = n_features + (3 if quick_features else 0) + (1 if history_features else 0)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
 
@@ -73,10 +86,22 @@ class HashedNgramEncoder(Encoder):
         return v
 
     def encode(self, state: TextState, quick: ActResult | None = None) -> np.ndarray:
-        v = self._hash(state_text(state))
+        text = state_text(state)
+        if self.history_features:
+            text += " " + " ".join(f"prev{k}_{_token(s.action)}" for k, s in enumerate(reversed(state.history)))
+        if self.quick_features and quick is not None:
+            text += f" quick_proposes_{_token(quick.action)}"
+        parts = [self._hash(text)]
         if self.quick_features:
-            v = np.concatenate([v, quick_summary(quick)])
-        return v
+            parts.append(quick_summary(quick))
+        if self.history_features:
+            parts.append(np.array([float(any(s.obs == state.obs for s in state.history))], dtype=np.float32))
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def _token(action: str) -> str:
+    """An action string as one hashing token ("turn left" -> "turn_left")."""
+    return "_".join(action.split())
 
 
 class QuickHiddenEncoder(Encoder):

@@ -1,0 +1,41 @@
+"""The hashed n-gram encoder's optional QUICK and history features."""
+
+import numpy as np
+
+from londi.lm import ActResult, Step, TextState
+from londi.switch.encoders import HashedNgramEncoder
+
+ACTIONS = ("turn left", "turn right", "go forward")
+
+
+def _state(obs="You see a wall 1 step forward", history=()):
+    return TextState(obs=obs, mission="go to the red ball", admissible_actions=ACTIONS, history=tuple(history))
+
+
+def test_plain_encoder_has_n_features_and_ignores_history():
+    enc = HashedNgramEncoder(64)
+    a = enc.encode(_state())
+    b = enc.encode(_state(history=[Step("x", None, "turn left")]))
+    assert a.shape == (64,) == (enc.dim,)
+    assert np.allclose(a, b)
+
+
+def test_history_features_see_past_actions_and_flag_repeated_observations():
+    enc = HashedNgramEncoder(256, history_features=True)
+    obs = "You see a wall 1 step forward"
+    fresh = enc.encode(_state(obs, [Step("elsewhere", None, "turn left")]))
+    looped = enc.encode(_state(obs, [Step(obs, None, "turn left"), Step("elsewhere", None, "turn right")]))
+    other_action = enc.encode(_state(obs, [Step("elsewhere", None, "go forward")]))
+    assert fresh.shape == (enc.dim,) == (257,)
+    assert fresh[-1] == 0.0 and looped[-1] == 1.0
+    assert not np.allclose(fresh[:-1], other_action[:-1])  # the previous action is part of the encoding
+
+
+def test_quick_features_hash_the_proposed_action_and_its_confidence():
+    enc = HashedNgramEncoder(256, quick_features=True)
+    assert enc.needs_quick_output and enc.dim == 259
+    sure = ActResult(index=2, action="go forward", scores=np.log(np.array([0.05, 0.05, 0.9])))
+    unsure = ActResult(index=0, action="turn left", scores=np.log(np.array([0.4, 0.3, 0.3])))
+    a, b = enc.encode(_state(), sure), enc.encode(_state(), unsure)
+    assert not np.allclose(a[:256], b[:256])  # the proposal is hashed
+    assert a[-2] > b[-2] and a[-3] < b[-3]  # higher max-prob, lower entropy
