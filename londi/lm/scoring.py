@@ -45,6 +45,15 @@ class ScoreOutput:
     truncated_prompts: int = 0
 
 
+def _shallow_copy(cache: Any) -> Any:
+    """A cache whose layer objects are new but share the prompt's tensors (reorder_cache replaces them)."""
+    if not hasattr(cache, "layers"):
+        return copy.deepcopy(cache)
+    out = copy.copy(cache)
+    out.layers = [copy.copy(layer) for layer in cache.layers]
+    return out
+
+
 class ActionScorer:
     """Scores candidate continuations of prompts with a transformers causal or seq2seq LM.
 
@@ -213,8 +222,8 @@ class ActionScorer:
         logits = []
         for lo in range(0, len(owner), rows):
             sl = slice(lo, lo + rows)
-            chunk_cache = cache if rows >= len(owner) else copy.deepcopy(cache)
-            chunk_cache.reorder_cache(owner[sl])
+            chunk_cache = cache if rows >= len(owner) else _shallow_copy(cache)
+            chunk_cache.reorder_cache(owner[sl])  # index_select: new tensors, the prompt cache stays intact
             logits.append(self.model(
                 input_ids=cand[sl], attention_mask=full_mask[sl], position_ids=pos[sl],
                 past_key_values=chunk_cache, use_cache=True,
