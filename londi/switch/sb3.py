@@ -23,6 +23,7 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 
@@ -106,6 +107,14 @@ class SwitchCostReplayBuffer(ReplayBuffer):
             self.rewards[:] = self.env_rewards - self.current_cost * self.paid
             self._cost_applied = self.current_cost
         return super().sample(batch_size, env)
+
+
+def _silent_logger() -> Logger:
+    """An SB3 logger that keeps values in memory (`name_to_value`, read by `_ForwardSteps`) and writes nothing.
+
+    SB3's default logger makes a /tmp/SB3-<date> folder on every `learn`; the runner logs metrics itself.
+    """
+    return Logger(folder=None, output_formats=[])
 
 
 class _ForwardSteps(BaseCallback):
@@ -199,6 +208,7 @@ class SB3Switcher(Switcher):
         self.model = cls(policy, self._vec, seed=seed, device=self.device, verbose=0,
                          policy_kwargs={"net_arch": self.net_arch}, **kwargs)
         self.model._schedule_total = total_steps
+        self.model.set_logger(_silent_logger())
 
     # ---------------------------------------------------------------- learning / acting
     def learn(self, env: SwitchingEnv, steps: int, on_step: OnStep) -> None:
@@ -241,6 +251,7 @@ class SB3Switcher(Switcher):
         total = self.model._schedule_total if self.model is not None else None
         self.model = cls.load(path / "model.zip", env=self._vec, device=self.device, force_reset=False)
         self.model._schedule_total = total
+        self.model.set_logger(_silent_logger())
         if (path / "replay_buffer.pkl").exists():
             self.model.load_replay_buffer(path / "replay_buffer.pkl")
         meta = json.loads((path / "switcher.json").read_text())
