@@ -212,3 +212,56 @@ def test_from_items_and_errors(tmp_path):
     assert len(s) == 1 and s.num_classes == 2
     with pytest.raises(FileNotFoundError):
         read_csv(tmp_path / "missing.csv")
+
+
+# ----------------------------------------------------------------------------- error-probability heads, novelty
+
+
+def test_error_loss_is_bce_on_disagreement_and_threshold_scales_with_mu():
+    from londi.cascade.deferral import error_loss, error_threshold
+
+    d = torch.tensor([0.2, 0.9])
+    dis = torch.tensor([0.0, 1.0])
+    want = -(math.log(0.8) + math.log(0.9)) / 2
+    assert float(error_loss(d, dis)) == pytest.approx(want, rel=1e-5)
+    assert error_threshold(0.3, 1.0) == pytest.approx(0.3)
+    assert error_threshold(0.3, 0.1) == pytest.approx(0.03)
+
+
+def test_error_objective_defers_iff_error_probability_exceeds_mu_times_cost():
+    meter = ComputeMeter()
+    c = _cascade(meter, mu=0.3, head_objective="error")
+    assert c.defers(0, 0.31) and not c.defers(0, 0.29)
+    paper = _cascade(ComputeMeter(), mu=0.3)
+    assert not paper.defers(0, 0.31) and paper.defers(0, 0.51)  # the paper's rule ignores mu at decision time
+    with pytest.raises(ValueError, match="head_objective"):
+        _cascade(ComputeMeter(), head_objective="nope")
+
+
+def test_error_head_learns_to_flag_a_level_that_is_wrong():
+    from londi.cascade.deferral import HeadTrainer
+
+    torch.manual_seed(0)
+    h = HeadTrainer(3, hidden=8, lr=5e-2)
+    x = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=np.float32)
+    dis = np.array([0.0, 1.0])
+    for _ in range(200):
+        h.update(x, np.zeros(2), dis, mu=0.5, next_cost=1.0, objective="error")
+    d = h.d(x)
+    assert d[0] < 0.1 and d[1] > 0.9
+
+
+def test_hashed_level_novelty_drops_for_trained_words():
+    lv = HashedLinearLevel("lr", 2, n_features=2**12, ngram_range=(1, 1))
+    a, b = StreamItem("alpha beta"), StreamItem("gamma delta")
+    np.testing.assert_allclose(lv.novelty([a, b]), [1.0, 1.0])
+    lv.learn([a], [0])
+    np.testing.assert_allclose(lv.novelty([a, b]), [0.0, 1.0], atol=1e-9)
+    assert lv.novelty([StreamItem("alpha delta")])[0] == pytest.approx(0.5)
+
+
+def test_forced_deferral_ignores_pseudo_label_updates():
+    c = _cascade(ComputeMeter(), init_defer=0.05, learn_from_answered="both", audit_rate=0.0, forced_p0=0.0)
+    r = c.step(StreamItem(text="alpha", gold=0, final=None))
+    assert not r.final_called and c.levels[0].n_updates == 1  # learnt from its own answer...
+    assert c.n_labelled == [0]  # ...which does not advance the forced-deferral schedule

@@ -7,7 +7,9 @@ Items a small level answered give no signal in the paper; `learn_from_answered` 
 - "audit": with probability `audit_rate` the final model also labels the item (a paid call, counted like
   any other) and that label trains the levels that ran and their heads, which also removes the bias of
   heads that otherwise only ever see deferred items;
-- "pseudo": the levels that ran learn from the answer given, with weight `pseudo_weight` (no extra call).
+- "pseudo": the levels that ran learn from the answer given, with weight `pseudo_weight` (no extra call);
+- "both": audit with probability `audit_rate`, otherwise pseudo (audits keep the heads honest, pseudo
+  labels let a level follow a drifting vocabulary: new words co-occur with words it already knows).
 """
 
 from __future__ import annotations
@@ -20,12 +22,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from londi.cascade.deferral import ForcedDeferral, HeadTrainer, deferral_features, should_defer
+from londi.cascade.deferral import (
+    ForcedDeferral,
+    HeadTrainer,
+    deferral_features,
+    error_threshold,
+    should_defer,
+)
 from londi.cascade.levels import Level
 from londi.cascade.streams import StreamItem
 from londi.loggers.base import RunLogger
 
-LEARN_FROM_ANSWERED = ("none", "audit", "pseudo")
+LEARN_FROM_ANSWERED = ("none", "audit", "pseudo", "both")
+HEAD_OBJECTIVES = ("cascade", "error")
 
 
 @dataclass
@@ -43,7 +52,14 @@ class ItemResult:
 
 class OnlineCascade:
     """A chain of `levels` (cheapest first, the last is the final model) with one deferral head per
-    non-final level. `mu` trades accuracy for cost: larger mu, fewer deferrals."""
+    non-final level. `mu` trades accuracy for cost: larger mu, fewer deferrals.
+
+    `head_objective="cascade"` trains each head on the paper's cascade loss and defers when d > 0.5;
+    `"error"` trains d as the level's probability of disagreeing with the final model and defers when
+    d > mu x cost(next level) (see `deferral.error_loss`). Heads read the level's sorted probabilities, their
+    entropy and the level's `novelty` of the item. Forced deferral decays with the number of items the level
+    learnt from final-model labels (pseudo labels do not count: a level must not talk itself out of it).
+    """
 
     def __init__(
         self,
@@ -59,6 +75,7 @@ class OnlineCascade:
         head_lr: float = 1e-2,
         head_init_defer: float = 0.6,
         top_k: int = 4,
+        head_objective: str = "cascade",
         seed: int = 0,
     ):
         if len(levels) < 2:
@@ -67,6 +84,8 @@ class OnlineCascade:
             raise ValueError("every level but the last must be trainable (only the final model is frozen)")
         if learn_from_answered not in LEARN_FROM_ANSWERED:
             raise ValueError(f"learn_from_answered={learn_from_answered!r}; choose one of {LEARN_FROM_ANSWERED}")
+        if head_objective not in HEAD_OBJECTIVES:
+            raise ValueError(f"head_objective={head_objective!r}; choose one of {HEAD_OBJECTIVES}")
         if update_every < 1:
             raise ValueError("update_every must be >= 1")
         self.levels = list(levels)
@@ -78,11 +97,13 @@ class OnlineCascade:
         self.pseudo_weight = pseudo_weight
         self.update_every = update_every
         self.top_k = top_k
+        self.head_objective = head_objective
         self.rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
-        self.heads = [HeadTrainer(top_k + 1, head_hidden, head_lr, head_init_defer) for _ in self.levels[:-1]]
+        self.heads = [HeadTrainer(top_k + 2, head_hidden, head_lr, head_init_defer) for _ in self.levels[:-1]]
         final_params = max(1, self.levels[-1].num_parameters)
         self.costs = [lv.num_parameters / final_params for lv in self.levels]  # paper units: final = 1
+        self.n_labelled = [0 for _ in self.heads]  # final-model labels each level learnt from (forced deferral)
         self._model_buf: list[list[tuple[StreamItem, int, float]]] = [[] for _ in self.heads]
         self._head_buf: list[list[tuple[np.ndarray, float, float]]] = [[] for _ in self.heads]
 
@@ -101,13 +122,13 @@ class OnlineCascade:
         for i, level in enumerate(self.levels[:-1]):
             logits = level.predict([item])[0]
             cost += self.costs[i]
-            feats = deferral_features(logits, self.top_k)[0]
+            feats = self.head_features(i, item, logits)
             d = float(self.heads[i].d(feats[None])[0])
             ds.append(d)
             ran.append((logits, feats))
-            forced = bool(self.rng.random() < self.forced.probability(level.n_updates))
+            forced = bool(self.rng.random() < self.forced.probability(self.n_labelled[i]))
             forced_any |= forced
-            if not should_defer(d) and not forced:
+            if not self.defers(i, d) and not forced:
                 answer, answered_by = int(np.argmax(logits)), i
                 break
         final_label: int | None = None
@@ -115,7 +136,7 @@ class OnlineCascade:
             final_label = int(np.argmax(self.final.predict([item])[0]))
             cost += self.costs[-1]
             answer = final_label
-        elif self.learn_from_answered == "audit" and self.rng.random() < self.audit_rate:
+        elif self.learn_from_answered in ("audit", "both") and self.rng.random() < self.audit_rate:
             final_label = int(np.argmax(self.final.predict([item])[0]))
             cost += self.costs[-1]
         final_called = final_label is not None
@@ -124,11 +145,23 @@ class OnlineCascade:
                 ce = float(_cross_entropy(logits, final_label))
                 self._model_buf[i].append((item, final_label, 1.0))
                 self._head_buf[i].append((feats, ce, float(np.argmax(logits) != final_label)))
-        elif self.learn_from_answered == "pseudo":
+                self.n_labelled[i] += 1
+        elif self.learn_from_answered in ("pseudo", "both"):
             for i in range(len(ran)):
                 self._model_buf[i].append((item, answer, self.pseudo_weight))
         self._flush()
         return ItemResult(answer, answered_by, len(ran) + int(answered_by == len(self.levels) - 1), final_called, cost, forced_any, ds)
+
+    def head_features(self, i: int, item: StreamItem, logits: np.ndarray) -> np.ndarray:
+        """What level i's deferral head reads: sorted probabilities, entropy, and the level's novelty."""
+        novelty = float(self.levels[i].novelty([item])[0])
+        return np.append(deferral_features(logits, self.top_k)[0], np.float32(novelty)).astype(np.float32)
+
+    def defers(self, i: int, d: float) -> bool:
+        """Level i's deferral rule for head output d under the configured objective."""
+        if self.head_objective == "error":
+            return d > error_threshold(self.mu, self.costs[i + 1])
+        return bool(should_defer(d))
 
     def _flush(self, force: bool = False) -> None:
         for i, level in enumerate(self.levels[:-1]):
@@ -136,7 +169,8 @@ class OnlineCascade:
             if hb and (force or len(hb) >= self.update_every):
                 feats, ce, dis = (np.array(x) for x in zip(*hb, strict=True))
                 self.heads[i].update(
-                    feats.astype(np.float32), ce, dis, self.mu, self.costs[i + 1], self.calibration_weight
+                    feats.astype(np.float32), ce, dis, self.mu, self.costs[i + 1], self.calibration_weight,
+                    self.head_objective,
                 )
                 hb.clear()
             mb = self._model_buf[i]

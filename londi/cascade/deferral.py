@@ -87,6 +87,23 @@ def deferral_loss(
     return loss.mean()
 
 
+def error_loss(d: torch.Tensor, disagree: torch.Tensor) -> torch.Tensor:
+    """Mean BCE(d, 1[level disagreed with the final model]): trains d as the level's error probability.
+
+    With a calibrated error probability e, answering costs e in expected 0/1 loss and deferring costs
+    mu x cost(next level), so the Bayes rule is "defer iff e > mu x cost(next)": the paper's linear cascade
+    loss with the 0/1 loss in place of the cross-entropy, whose minimiser in d is exactly that threshold.
+    A proper scoring rule gives the head a strong gradient everywhere, where the linear loss's gradient
+    d(1-d)(mu c - CE) leaves d hovering at the 0.5 boundary on noisy single-item updates.
+    """
+    return F.binary_cross_entropy(d.clamp(1e-6, 1 - 1e-6), disagree.float())
+
+
+def error_threshold(mu: float, next_cost: float) -> float:
+    """Error probability above which a level defers under the "error" objective: mu x cost(next level)."""
+    return float(mu * next_cost)
+
+
 @dataclass
 class ForcedDeferral:
     """Defer regardless of d with probability `p0 * decay ** n_updates` (0 when `p0` is 0)."""
@@ -119,11 +136,17 @@ class HeadTrainer:
         mu: float,
         next_cost: float,
         calibration_weight: float = 0.0,
+        objective: str = "cascade",
     ) -> float:
+        """One Adam step on the paper's cascade loss (`objective="cascade"`) or on `error_loss` ("error")."""
         d = self.head(torch.as_tensor(features))
-        loss = deferral_loss(
-            d, torch.as_tensor(level_ce, dtype=torch.float32), torch.as_tensor(disagree), mu, next_cost, calibration_weight
-        )
+        if objective == "error":
+            loss = error_loss(d, torch.as_tensor(disagree))
+        else:
+            loss = deferral_loss(
+                d, torch.as_tensor(level_ce, dtype=torch.float32), torch.as_tensor(disagree), mu, next_cost,
+                calibration_weight,
+            )
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()

@@ -59,6 +59,11 @@ class Level(abc.ABC):
             self._learn(items, np.asarray(labels, dtype=np.int64), None if weights is None else np.asarray(weights), usage)
         self.n_updates += len(items)
 
+    def novelty(self, items: Sequence[StreamItem]) -> np.ndarray:
+        """Per item, how unfamiliar its input is to this level in [0,1] (a deferral-head input that lets
+        the head notice drift the level's probabilities do not show); 0 for levels that cannot tell."""
+        return np.zeros(len(items))
+
     @abc.abstractmethod
     def _predict(self, items: Sequence[StreamItem], usage: Usage) -> np.ndarray: ...
 
@@ -99,6 +104,7 @@ class HashedLinearLevel(Level):
         self.l2 = l2
         self.weight = np.zeros((n_features, num_classes), dtype=np.float64)
         self.bias = np.zeros(num_classes, dtype=np.float64)
+        self.seen = np.zeros(n_features, dtype=bool)  # features some update has touched
 
     @property
     def num_parameters(self) -> int:
@@ -106,6 +112,12 @@ class HashedLinearLevel(Level):
 
     def _features(self, texts: Sequence[str]):
         return self.vectorizer.transform(list(texts)).tocsr()
+
+    def novelty(self, items: Sequence[StreamItem]) -> np.ndarray:
+        """Share of each item's (l2-normalised) feature mass on features no update has touched yet."""
+        x = self._features([it.text for it in items])
+        unseen = x.multiply(~self.seen[None, :]).power(2)
+        return np.asarray(unseen.sum(axis=1)).ravel()
 
     def _logits(self, x) -> np.ndarray:
         return np.asarray(x @ self.weight) + self.bias
@@ -129,6 +141,7 @@ class HashedLinearLevel(Level):
             g *= weights[:, None]
         g /= len(labels)
         cols = np.unique(x.indices)
+        self.seen[cols] = True
         if self.l2:
             self.weight[cols] *= 1.0 - self.lr * self.l2
         self.weight[cols] -= self.lr * np.asarray(x[:, cols].T @ g)
