@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from hydra import compose, initialize_config_dir
 
 from londi.cascade.router import CascadeSwitcher, OnlineNgramPolicy
@@ -45,9 +46,10 @@ def test_online_ngram_quick_learns_from_deepthink_actions():
     assert q.meter.totals["quick"].calls == 2 and q.meter.totals["quick/train"].flops > 0
 
 
-def test_cascade_switcher_defers_on_uncertain_quick_and_learns_to_stop():
+@pytest.mark.parametrize("objective", ["error", "cascade"])
+def test_cascade_switcher_defers_on_uncertain_quick_and_learns_to_stop(objective):
     q = OnlineNgramPolicy(n_features=2**12, lr=1.0)
-    sw = CascadeSwitcher(mu=0.3, forced_p0=0.0, seed=0)
+    sw = CascadeSwitcher(mu=0.3, forced_p0=0.0, seed=0, head_objective=objective)
     sw.setup(type("Env", (), {"quick": q})(), seed=0)
     s = _state("ball 2 steps left")
     rng = np.random.default_rng(0)
@@ -67,3 +69,17 @@ def test_cascade_switcher_defers_on_uncertain_quick_and_learns_to_stop():
     last, quick = decide()
     assert quick.action == "turn left" and last == QUICK
     assert sw.metrics()["cascade/head_updates"] == 60
+
+
+def test_cascade_switcher_error_objective_threshold_is_mu():
+    sw = CascadeSwitcher(mu=0.3, forced_p0=0.0, seed=0)
+    assert sw.head_objective == "error"
+    rng = np.random.default_rng(0)
+    s = _state("ball 2 steps left")
+    ctx = DecisionContext(state=s, action_mask=np.array([1, 1]), rng=rng, quick=ActResult(0, "turn left", scores=np.zeros(3)))
+    sw.d = lambda quick: 0.29  # type: ignore[method-assign]
+    assert sw.decide(np.zeros(1), ctx) == QUICK
+    sw.d = lambda quick: 0.31  # type: ignore[method-assign]
+    assert sw.decide(np.zeros(1), ctx) == DEEPTHINK
+    with pytest.raises(ValueError, match="head_objective"):
+        CascadeSwitcher(head_objective="nope")

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from londi.cascade.deferral import (
+    HEAD_OBJECTIVES,
     ForcedDeferral,
     HeadTrainer,
     deferral_features,
@@ -34,7 +35,6 @@ from londi.cascade.streams import StreamItem
 from londi.loggers.base import RunLogger
 
 LEARN_FROM_ANSWERED = ("none", "audit", "pseudo", "both")
-HEAD_OBJECTIVES = ("cascade", "error")
 
 
 @dataclass

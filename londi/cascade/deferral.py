@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 DEFER_THRESHOLD = 0.5
+HEAD_OBJECTIVES = ("cascade", "error")  # the paper's cascade loss | error-probability BCE (see error_loss)
 
 
 def should_defer(d: float | np.ndarray | torch.Tensor, threshold: float = DEFER_THRESHOLD):

@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from londi.cascade.deferral import ForcedDeferral, HeadTrainer, deferral_features, should_defer
+from londi.cascade.deferral import (
+    HEAD_OBJECTIVES,
+    ForcedDeferral,
+    HeadTrainer,
+    deferral_features,
+    error_threshold,
+    should_defer,
+)
 from londi.lm.policy import ActResult, LMPolicy
 from londi.lm.state import TextState
 from londi.lm.usage import ComputeMeter, Usage
@@ -108,6 +115,8 @@ class CascadeSwitcher(Switcher):
     `mu` trades success for DEEPTHINK calls (DEEPTHINK's cost is 1 in the paper's units). `distill`
     trains QUICK on DEEPTHINK's actions when QUICK has a `learn` method. `audit_rate` keeps a small
     floor of DEEPTHINK calls during training so the head keeps seeing states it would answer itself.
+    `head_objective="error"` (default) trains d as P(QUICK disagrees with DEEPTHINK) and defers iff d > mu;
+    `"cascade"` is the paper's loss with the d > 0.5 rule (see `OnlineCascade`).
     """
 
     name = "cascade"
@@ -125,8 +134,12 @@ class CascadeSwitcher(Switcher):
         head_hidden: int = 16,
         head_lr: float = 1e-2,
         top_k: int = 4,
+        head_objective: str = "error",
         seed: int = 0,
     ):
+        if head_objective not in HEAD_OBJECTIVES:
+            raise ValueError(f"head_objective={head_objective!r}; choose one of {HEAD_OBJECTIVES}")
+        self.head_objective = head_objective
         self.mu = float(mu)
         self.forced = ForcedDeferral(forced_p0, forced_decay)
         self.audit_rate = audit_rate
@@ -157,7 +170,8 @@ class CascadeSwitcher(Switcher):
     def decide(self, obs: np.ndarray, ctx: DecisionContext) -> int:
         if not ctx.action_mask[DEEPTHINK]:
             return QUICK
-        defer = bool(should_defer(self.d(ctx.quick)))
+        d = self.d(ctx.quick)
+        defer = d > error_threshold(self.mu, 1.0) if self.head_objective == "error" else bool(should_defer(d))
         if self._training and not defer:
             p = max(self.forced.probability(self.n_updates), self.audit_rate)
             defer = bool(ctx.rng.random() < p)
@@ -180,7 +194,8 @@ class CascadeSwitcher(Switcher):
         ce = float(np.logaddexp.reduce(scores) - scores[y])
         feats = deferral_features(scores[None], self.top_k)
         self._last_loss = self.trainer.update(
-            feats, np.array([ce]), np.array([float(t.quick.index != y)]), self.mu, 1.0, self.calibration_weight
+            feats, np.array([ce]), np.array([float(t.quick.index != y)]), self.mu, 1.0, self.calibration_weight,
+            self.head_objective,
         )
         self.n_updates += 1
         if self.distill and self.quick is not None and hasattr(self.quick, "learn"):
