@@ -45,7 +45,7 @@ import torch
 from londi.lm.policy import LMPolicy
 from londi.loggers.base import CSVLogger, RunLogger
 from londi.switch.base import Switcher
-from londi.switch.encoders import Encoder, HashedNgramEncoder
+from londi.switch.encoders import Encoder, HashedNgramEncoder, NullEncoder
 from londi.switch.env import SwitchingEnv
 
 EnvFn = Callable[[], gym.Env]
@@ -168,7 +168,13 @@ def _seed_everything(seed: int) -> None:
 
 def make_switching_env(env_fn: EnvFn, quick: LMPolicy, deepthink: LMPolicy, switcher: Switcher, encoder: Encoder,
                        seed: int, train: bool, history_steps: int = 2) -> SwitchingEnv:
-    """The `SwitchingEnv` a switcher trains (train=True) or is evaluated (train=False) in."""
+    """The `SwitchingEnv` a switcher trains (train=True) or is evaluated (train=False) in.
+
+    A switcher that never reads the encoded state gets a `NullEncoder`, so it pays for no QUICK-first call
+    that only the encoder wanted.
+    """
+    if not switcher.reads_obs:
+        encoder = NullEncoder()
     return SwitchingEnv(env_fn(), quick, deepthink, encoder=encoder, seed=seed, history_steps=history_steps,
                         **switcher.env_options(train))
 

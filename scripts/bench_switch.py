@@ -1,10 +1,13 @@
-"""Switching-control benchmark: LONDI vs always_quick / always_deepthink / random at LONDI's call rate.
+"""Switching-control benchmark: the configured switcher vs always_quick / always_deepthink / oracle / random.
 
-Prints success, DEEPTHINK calls per episode, switcher decision overhead per state (ms; encoder + decide)
-and whole-loop steps/s. Without a default QUICK model (londi/assets/models/babyai_quick) it uses a
-noisy-expert stand-in (errs with prob `--hard-error` on states whose text contains `--hard-word`).
+Composes `configs/config.yaml` with the Hydra overrides given on the command line (so it measures exactly
+what `londi-train` would run, default models included), trains the switcher for `total_steps`, then
+evaluates it and the baselines on the same seeded episodes and prints success, DEEPTHINK calls per
+episode, switcher decision overhead per state (ms: encoder excluded, `decide` only) and whole-loop steps/s
+(QUICK/DEEPTHINK calls, encoder and env included). `random` runs at the learned switcher's DEEPTHINK rate.
 
-    .venv/bin/python scripts/bench_switch.py --steps 15000 --episodes 100 --seed 0
+    .venv/bin/python scripts/bench_switch.py switcher=londi switcher.cost=0.1 encoder.goal_features=true \
+        encoder.quick_features=true encoder.history_features=true total_steps=10000 --episodes 100
 """
 
 from __future__ import annotations
@@ -16,20 +19,20 @@ import time
 from pathlib import Path
 
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 
-import envs
-from londi.lm import ExpertPolicy
+import londi.config  # noqa: F401 - registers the schemas and resolvers
+from londi.paths import CONFIG_DIR
 from londi.runner import make_switching_env, run, run_episodes, summarize
 from londi.switch import make_switcher
-from londi.switch.encoders import HashedNgramEncoder
-from londi.switch.toy import NoisyExpertPolicy
 
 
-def timed_eval(env_fn, quick, deepthink, switcher, encoder, episodes, seed):
+def timed_eval(parts, switcher, episodes: int, seed: int) -> tuple[dict[str, float], float, float]:
     """Seeded evaluation: (eval summary, ms per switcher decision, whole-loop steps/s)."""
-    env = make_switching_env(env_fn, quick, deepthink, switcher, encoder, seed, train=False)
-    decide_s = 0.0
-    steps = 0
+    env = make_switching_env(parts["env_fn"], parts["quick"], parts["deepthink"], switcher, parts["encoder"], seed,
+                             train=False)
+    decide_s, steps = 0.0, 0
     orig = switcher.decide
 
     def timed(obs, ctx):
@@ -50,56 +53,49 @@ def timed_eval(env_fn, quick, deepthink, switcher, encoder, episodes, seed):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--env", default="BabyAI-Text-GoToLocal-v0")
-    ap.add_argument("--steps", type=int, default=15000)
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides, as for londi-train")
     ap.add_argument("--episodes", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cost", type=float, default=0.02)
-    ap.add_argument("--hard-word", default="wall")
-    ap.add_argument("--hard-error", type=float, default=0.9)
-    ap.add_argument("--easy-error", type=float, default=0.1)
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["logger=disabled", "run_dir=unused", *args.overrides])
 
-    def env_fn():
-        return envs.make(args.env)
+    def parts():
+        return {"env_fn": instantiate(cfg.env, _partial_=True), "quick": instantiate(cfg.quick),
+                "deepthink": instantiate(cfg.deepthink), "encoder": instantiate(cfg.encoder)}
 
-    def quick():
-        return NoisyExpertPolicy(name="quick", hard_words=(args.hard_word,), hard_error=args.hard_error,
-                                 easy_error=args.easy_error, simulated_params=10**6)
-
-    def deepthink():
-        return ExpertPolicy(name="deepthink", simulated_params=10**8)
-
-    def enc():
-        return HashedNgramEncoder(512)
-
+    eval_seed = cfg.seed + 1_000_000  # the runner's evaluation seeds
     rows = {}
-    eval_seed = args.seed + 1_000_000
-    with tempfile.TemporaryDirectory() as tmp:
-        londi = make_switcher("londi", cost=args.cost)
-        t0 = time.perf_counter()
-        res = run(env_fn, quick(), deepthink(), londi, Path(tmp) / "londi", seed=args.seed, total_steps=args.steps,
-                  eval_episodes=20, eval_every=args.steps // 3, encoder=enc())
-        train_s = time.perf_counter() - t0
-        rows["londi"] = timed_eval(env_fn, quick(), deepthink(), londi, enc(), args.episodes, eval_seed)
-    for name in ("always_quick", "always_deepthink"):
-        rows[name] = timed_eval(env_fn, quick(), deepthink(), make_switcher(name), enc(), args.episodes, eval_seed)
-    p = rows["londi"][0]["eval/deepthink_frac"]
-    rows[f"random(p={p:.3f})"] = timed_eval(env_fn, quick(), deepthink(), make_switcher("random", p=p), enc(),
-                                            args.episodes, eval_seed)
-    print(f"env={args.env} seed={args.seed} train_steps={args.steps} ({train_s:.0f}s, {args.steps / train_s:.0f} steps/s "
-          f"incl. DQN updates) eval_episodes={args.episodes} (seeds {eval_seed}..) cost={args.cost}")
-    print(f"QUICK = noisy expert (error {args.hard_error} on states containing {args.hard_word!r}, else {args.easy_error});"
-          " DEEPTHINK = expert")
-    print(f"{'switcher':22s} {'success':>8s} {'DT calls/ep':>12s} {'DT frac':>8s} {'decide ms':>10s} {'loop steps/s':>13s}")
-    for name, (s, ms, sps) in rows.items():
-        print(f"{name:22s} {s['eval/success_rate']:8.3f} {s['eval/deepthink_calls']:12.2f} {s['eval/deepthink_frac']:8.3f}"
-              f" {ms:10.3f} {sps:13.0f}")
-    print("periodic londi evals:", [(e["step"], e["eval/success_rate"], round(e["eval/deepthink_calls"], 2)) for e in res.evals])
+    switcher = instantiate(cfg.switcher)
+    name = type(switcher).__name__
+    train_s = 0.0
+    if switcher.learns:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            run(**parts(), switcher=switcher, run_dir=Path(tmp), seed=cfg.seed, total_steps=cfg.total_steps,
+                eval_episodes=0, eval_every=cfg.total_steps, checkpoint_every=cfg.total_steps)
+            train_s = time.perf_counter() - t0
+    rows[name] = timed_eval(parts(), switcher, args.episodes, eval_seed)
+    for base in ("always_quick", "always_deepthink", "oracle"):
+        rows[base] = timed_eval(parts(), make_switcher(base), args.episodes, eval_seed)
+    p = rows[name][0]["eval/deepthink_frac"]
+    rows[f"random(p={p:.3f})"] = timed_eval(parts(), make_switcher("random", p=p), args.episodes, eval_seed)
+
+    print(f"overrides: {' '.join(args.overrides) or '(defaults)'}")
+    print(f"quick={cfg.quick._target_}({cfg.quick.get('path', '')}) deepthink={cfg.deepthink._target_} "
+          f"seed={cfg.seed} train_steps={cfg.total_steps if switcher.learns else 0}"
+          + (f" ({train_s:.0f} s, {cfg.total_steps / train_s:.0f} steps/s incl. updates)" if train_s else "")
+          + f" eval_episodes={args.episodes} (seeds {eval_seed}..)")
+    print(f"{'switcher':22s} {'success':>8s} {'DT calls/ep':>12s} {'DT frac':>8s} {'steps/ep':>9s} "
+          f"{'decide ms':>10s} {'loop steps/s':>13s}")
+    for key, (s, ms, sps) in rows.items():
+        steps_ep = s["eval/deepthink_calls"] + s["eval/quick_calls"]
+        print(f"{key:22s} {s['eval/success_rate']:8.3f} {s['eval/deepthink_calls']:12.2f} "
+              f"{s['eval/deepthink_frac']:8.3f} {steps_ep:9.2f} {ms:10.3f} {sps:13.0f}")
     if args.out:
-        Path(args.out).write_text(json.dumps({k: {"summary": v[0], "decide_ms": v[1], "steps_per_s": v[2]} for k, v in rows.items()}, indent=2))
+        Path(args.out).write_text(json.dumps(
+            {k: {"summary": v[0], "decide_ms": v[1], "steps_per_s": v[2]} for k, v in rows.items()}, indent=2))
 
 
 if __name__ == "__main__":

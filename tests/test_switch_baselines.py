@@ -67,3 +67,20 @@ def test_registry_lists_every_switcher_and_names_unknown_ones():
     )
     with pytest.raises(KeyError, match="registered"):
         make_switcher("nope")
+
+
+@pytest.mark.parametrize("name", ["always_deepthink", "random"])
+def test_switchers_that_ignore_the_state_do_not_pay_for_an_encoders_quick_features(name):
+    from londi.runner import make_switching_env
+    from londi.switch.toy import CorridorTextEnv
+
+    sw = make_switcher(name, **({"p": 0.5} if name == "random" else {}))
+    quick = NoisyExpertPolicy(hard_error=0.6)
+    env = make_switching_env(lambda: CorridorTextEnv(length=10, max_steps=30), quick, ExpertPolicy(name="d"), sw,
+                             HashedNgramEncoder(16, quick_features=True), seed=0, train=False)
+    eps = run_episodes(env, sw, 5, seed=0)
+    assert quick.meter.total().calls == sum(e["quick_calls"] for e in eps)  # only the states QUICK acted on
+    londi = make_switcher("londi")
+    env = make_switching_env(lambda: CorridorTextEnv(length=10, max_steps=30), quick, ExpertPolicy(name="d"), londi,
+                             HashedNgramEncoder(16, quick_features=True), seed=0, train=False)
+    assert env.quick_first  # a switcher that reads the encoding still gets QUICK's features

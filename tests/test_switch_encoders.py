@@ -3,7 +3,7 @@
 import numpy as np
 
 from londi.lm import ActResult, Step, TextState
-from londi.switch.encoders import HashedNgramEncoder
+from londi.switch.encoders import HashedNgramEncoder, goal_lines
 
 ACTIONS = ("turn left", "turn right", "go forward")
 
@@ -39,3 +39,20 @@ def test_quick_features_hash_the_proposed_action_and_its_confidence():
     a, b = enc.encode(_state(), sure), enc.encode(_state(), unsure)
     assert not np.allclose(a[:256], b[:256])  # the proposal is hashed
     assert a[-2] > b[-2] and a[-3] < b[-3]  # higher max-prob, lower entropy
+
+
+def test_goal_lines_keep_only_lines_naming_the_goal_object():
+    obs = "You see a red ball 2 steps left\nYou see a red box 1 step forward\nYou see a green ball 3 steps right"
+    assert goal_lines(_state(obs)) == ["red ball 2 steps left"]
+    assert goal_lines(_state("You see a wall 1 step forward")) == []
+
+
+def test_goal_features_tell_where_the_goal_is_when_the_plain_bag_cannot():
+    # Same words in both observations; only which object is left and which is right differs.
+    left = "You see a red ball 2 steps left\nYou see a green box 2 steps right"
+    right = "You see a red ball 2 steps right\nYou see a green box 2 steps left"
+    plain = HashedNgramEncoder(1024, ngram_max=1)
+    goal = HashedNgramEncoder(1024, ngram_max=1, goal_features=True)
+    assert np.allclose(plain.encode(_state(left)), plain.encode(_state(right)))
+    assert not np.allclose(goal.encode(_state(left)), goal.encode(_state(right)))
+    assert goal.dim == 1024

@@ -120,6 +120,7 @@ class CascadeSwitcher(Switcher):
     """
 
     name = "cascade"
+    reads_obs = False  # routes on QUICK's output (ctx.quick), not the encoded state
     needs_quick_output = True
     learns = True
 

@@ -93,7 +93,9 @@ class Switcher:
     """Base of every decider. Subclasses implement `decide`; learners also `learn` or `observe`.
 
     Class flags: `needs_quick_output` / `needs_quick_hidden` (see module docstring), `learns` (False:
-    training steps only collect experience for the logs), `uses_budget_obs` (True: the env appends the
+    training steps only collect experience for the logs), `reads_obs` (False: `decide` ignores the encoded
+    observation, so the run loop gives the env no encoder and an encoder's QUICK-first features are not
+    paid for by a switcher that never reads them), `uses_budget_obs` (True: the env appends the
     normalised remaining budget to the observation), `step_quantum` (chunks passed to `learn` are
     multiples of it so a chunked run equals an uninterrupted one).
     """
@@ -102,6 +104,7 @@ class Switcher:
     needs_quick_output: bool = False
     needs_quick_hidden: bool = False
     learns: bool = False
+    reads_obs: bool = True
     uses_budget_obs: bool = False
     step_quantum: int = 1
 

@@ -18,6 +18,7 @@ class AlwaysQuick(Switcher):
     """QUICK acts everywhere: the cheap lower bound."""
 
     name = "always_quick"
+    reads_obs = False
 
     def decide(self, obs: np.ndarray, ctx: DecisionContext) -> int:
         return QUICK
@@ -28,6 +29,7 @@ class AlwaysDeepthink(Switcher):
     """DEEPTHINK acts everywhere it is allowed: the expensive upper bound."""
 
     name = "always_deepthink"
+    reads_obs = False
 
     def decide(self, obs: np.ndarray, ctx: DecisionContext) -> int:
         return _allowed(DEEPTHINK, ctx)
@@ -38,6 +40,7 @@ class RandomSwitcher(Switcher):
     """DEEPTHINK with probability p at every state (the reference for "same call rate")."""
 
     name = "random"
+    reads_obs = False
 
     def __init__(self, p: float = 0.5):
         if not 0.0 <= p <= 1.0:
@@ -65,6 +68,7 @@ class HeuristicSwitcher(Switcher):
     """
 
     name = "heuristic"
+    reads_obs = False
     needs_quick_output = True
 
     def __init__(self, stall_steps: int = 8, max_failures: int = 2, max_consecutive: int = 2, entropy_threshold: float | None = None):
@@ -96,6 +100,7 @@ class OracleSwitcher(Switcher):
     """
 
     name = "oracle"
+    reads_obs = False
     needs_quick_output = True
 
     def decide(self, obs: np.ndarray, ctx: DecisionContext) -> int:

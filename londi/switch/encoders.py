@@ -33,6 +33,15 @@ class Encoder:
         raise NotImplementedError
 
 
+class NullEncoder(Encoder):
+    """A constant one-feature observation, for switchers that never read the encoded state (`reads_obs=False`)."""
+
+    dim = 1
+
+    def encode(self, state: TextState, quick: ActResult | None = None) -> np.ndarray:
+        return np.zeros(1, dtype=np.float32)
+
+
 def state_text(state: TextState) -> str:
     """The text a bag-of-n-grams encoder reads: mission and current observation."""
     return f"{state.mission} \n {state.obs}"
@@ -53,6 +62,9 @@ class HashedNgramEncoder(Encoder):
     `quick_features=True` appends QUICK's entropy/max-prob/margin and hashes the action QUICK proposes
     (QUICK runs first, counted); `history_features=True` hashes the last actions taken and appends a flag
     for "this observation was already seen in the recent history" (loops are where a fixed QUICK fails).
+    `goal_features=True` hashes again, under a `g_` prefix, the observation lines that name the goal (see
+    `goal_lines`): a bag of n-grams cannot tell which object a distance belongs to, and whether QUICK's
+    move is right depends on where the goal is, not on where the distractors are.
     """
 
     def __init__(
@@ -61,6 +73,7 @@ class HashedNgramEncoder(Encoder):
         ngram_max: int = 2,
         quick_features: bool = False,
         history_features: bool = False,
+        goal_features: bool = False,
         cache_size: int = 50_000,
     ):
         from sklearn.feature_extraction.text import HashingVectorizer
@@ -71,6 +84,7 @@ class HashedNgramEncoder(Encoder):
         self.n_features = n_features
         self.quick_features = quick_features
         self.history_features = history_features
+        self.goal_features = goal_features
         self.needs_quick_output = quick_features
         self.dim = n_features + (3 if quick_features else 0) + (1 if history_features else 0)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -87,6 +101,8 @@ class HashedNgramEncoder(Encoder):
 
     def encode(self, state: TextState, quick: ActResult | None = None) -> np.ndarray:
         text = state_text(state)
+        if self.goal_features:
+            text += " " + " ".join("g_" + w for line in goal_lines(state) for w in line.split())
         if self.history_features:
             text += " " + " ".join(f"prev{k}_{_token(s.action)}" for k, s in enumerate(reversed(state.history)))
         if self.quick_features and quick is not None:
@@ -97,6 +113,25 @@ class HashedNgramEncoder(Encoder):
         if self.history_features:
             parts.append(np.array([float(any(s.obs == state.obs for s in state.history))], dtype=np.float32))
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+_FILLER = frozenset("a an the to of in on at you see go put pick up open next and then after is this that".split())
+
+
+def goal_lines(state: TextState, min_overlap: int = 2) -> list[str]:
+    """Observation lines sharing at least `min_overlap` content words with the mission, filler words dropped.
+
+    "go to the red key" + "You see a red key 2 steps right and 3 steps forward" -> "red key 2 steps right
+    3 steps forward". Lexical overlap, so it works for any text env whose goal names the objects it concerns.
+    """
+    goal = {w for w in state.mission.lower().replace(",", " ").split() if w not in _FILLER}
+    out = []
+    for line in state.obs.lower().splitlines():
+        words = line.replace(",", " ").split()
+        if line.startswith("goal of the agent") or len(goal.intersection(words)) < min(min_overlap, len(goal)):
+            continue
+        out.append(" ".join(w for w in words if w not in _FILLER))
+    return out
 
 
 def _token(action: str) -> str:

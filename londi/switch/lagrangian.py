@@ -43,8 +43,10 @@ class LagrangianSwitcher(SB3Switcher):
 
     def _algo(self):
         cls, policy, kwargs = super()._algo()
-        if self.algo == "dqn":
-            kwargs = {**kwargs, "replay_buffer_class": SwitchCostReplayBuffer}
+        if self.algo == "dqn":  # SB3 sets up n-step returns only for its own buffer: hand n_steps to ours
+            buffer_kwargs = {"n_steps": kwargs.get("n_steps", 1), "gamma": kwargs.get("gamma", 0.99)}
+            kwargs = {**kwargs, "n_steps": 1, "replay_buffer_class": SwitchCostReplayBuffer,
+                      "replay_buffer_kwargs": {**kwargs.get("replay_buffer_kwargs", {}), **buffer_kwargs}}
         return cls, policy, kwargs
 
     def _apply(self) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import DQN, PPO
-from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv
@@ -84,11 +84,15 @@ class SwitchMaskablePPO(_PinnedSchedule, MaskablePPO):
     pass
 
 
-class SwitchCostReplayBuffer(ReplayBuffer):
-    """Replay buffer that recomputes switching rewards with the current cost at sampling time."""
+class SwitchCostReplayBuffer(NStepReplayBuffer):
+    """Replay buffer that recomputes switching rewards with the current cost at sampling time.
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    An n-step buffer (SB3 sums the n rewards at sampling time, so the recomputed rewards flow into the
+    n-step returns); `n_steps=1` is the plain one-step buffer.
+    """
+
+    def __init__(self, *args: Any, n_steps: int = 1, gamma: float = 0.99, **kwargs: Any):
+        super().__init__(*args, n_steps=n_steps, gamma=gamma, **kwargs)
         self.env_rewards = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
         self.paid = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
         self.current_cost = 0.0
@@ -145,6 +149,7 @@ LOSS_KEYS = {
 DQN_DEFAULTS: dict[str, Any] = dict(
     learning_rate=5e-4, buffer_size=20_000, learning_starts=500, batch_size=64, gamma=0.99, train_freq=1,
     gradient_steps=1, target_update_interval=500, exploration_fraction=0.3, exploration_final_eps=0.05,
+    n_steps=5,  # n-step returns: a DEEPTHINK call's payoff shows up several steps later (results/switching.md)
 )
 PPO_DEFAULTS: dict[str, Any] = dict(learning_rate=3e-4, n_steps=256, batch_size=64, n_epochs=4, gamma=0.99, ent_coef=0.01)
 
