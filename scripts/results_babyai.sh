@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The LONDI comparison on BabyAI-Text with the project's own commands (sweeps, then londi-report).
+# Usage: scripts/results_babyai.sh [LEVEL] [SEEDS] [STEPS]   e.g. scripts/results_babyai.sh goto_local 0,1,2 20000
+# Env: EVAL (eval episodes, 100), JOBS (parallel jobs, 2), COSTS (LONDI costs, 0.05,0.1,0.2),
+#      BUDGETS (LONDI-B budgets, 1,2,4,8).
+# Run folders go to multirun/results/<level>/ (not committed: checkpoints); the report's table and figures
+# go to results/babyai_<level>/ (committed). ~35 min for goto_local on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LEVEL=${1:-goto_local}
+SEEDS=${2:-0,1,2}
+STEPS=${3:-20000}
+EVAL=${EVAL:-100}
+JOBS=${JOBS:-2}
+COSTS=${COSTS:-0.05,0.1,0.2}
+BUDGETS=${BUDGETS:-1,2,4,8}
+ROOT=multirun/results/$LEVEL
+TRAIN=".venv/bin/londi-train"
+COMMON=(env=babyai_text/$LEVEL seed=$SEEDS eval_episodes=$EVAL logger=disabled
+        hydra/launcher=joblib hydra.launcher.n_jobs=$JOBS)
+LEARNED=(total_steps=$STEPS eval_every=$((STEPS / 4)) checkpoint_every=$STEPS)
+export OMP_NUM_THREADS=1
+
+# Fixed switchers: nothing to learn, so a short "training" phase and the same seeded final evaluation.
+$TRAIN -m "${COMMON[@]}" switcher=always_quick,always_deepthink,heuristic,oracle total_steps=200 \
+    eval_every=200 checkpoint_every=200 hydra.sweep.dir=$ROOT/fixed
+# LONDI (a few costs), LONDI-B (budgets), Lagrangian, the online-cascade router.
+$TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi switcher.cost=$COSTS hydra.sweep.dir=$ROOT/londi
+$TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi_b switcher.budget=$BUDGETS hydra.sweep.dir=$ROOT/londi_b
+$TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=lagrangian switcher.target_calls=2 hydra.sweep.dir=$ROOT/lagrangian
+$TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=cascade hydra.sweep.dir=$ROOT/cascade
+# Random at the per-step DEEPTHINK rate LONDI (cost 0.1) ended with, read from its final evaluations.
+P=$(.venv/bin/python - "$ROOT/londi" <<'PY'
+import sys, pathlib, pandas as pd
+from omegaconf import OmegaConf
+calls = steps = 0
+for ep in pathlib.Path(sys.argv[1]).rglob("episodes.csv"):
+    if OmegaConf.load(ep.parent / "config.yaml").switcher.cost == 0.1:
+        df = pd.read_csv(ep)
+        ev = df[(df.phase == "eval") & (df.global_step == df.global_step.max())]
+        calls, steps = calls + ev.deepthink_calls.sum(), steps + ev.env_steps.sum()
+print(round(calls / max(1, steps), 3))
+PY
+)
+$TRAIN -m "${COMMON[@]}" switcher=random switcher.p=$P total_steps=200 eval_every=200 checkpoint_every=200 \
+    hydra.sweep.dir=$ROOT/random
+.venv/bin/londi-report dir=$ROOT out=results/babyai_$LEVEL
