@@ -16,9 +16,10 @@ tokens, `completion_tokens` = scored candidate tokens (score mode) or generated 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,21 @@ class ModelLoadError(OSError):
 
 def _offline() -> bool:
     return any(os.environ.get(k, "").lower() in ("1", "true", "yes", "on") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+@contextlib.contextmanager
+def _quiet_local_load(quiet: bool) -> Iterator[None]:
+    """No "Loading weights" bar for a local directory (a bar per job floods sweep logs); hub downloads keep theirs."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    if quiet and was_on:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and was_on:
+            hf_logging.enable_progress_bar()
 
 
 def _looks_like_path(name: str) -> bool:
@@ -101,8 +117,9 @@ def load_model(path: str, device: torch.device, dtype: torch.dtype, trust_remote
         config = AutoConfig.from_pretrained(source, local_files_only=local_only, trust_remote_code=trust_remote_code)
         cls = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only, trust_remote_code=trust_remote_code)
-        model = cls.from_pretrained(source, dtype=dtype, local_files_only=local_only, use_safetensors=None,
-                                    trust_remote_code=trust_remote_code)
+        with _quiet_local_load(local.is_dir()):
+            model = cls.from_pretrained(source, dtype=dtype, local_files_only=local_only, use_safetensors=None,
+                                        trust_remote_code=trust_remote_code)
     except OSError as e:
         if source is path and local_only:
             raise ModelLoadError(
