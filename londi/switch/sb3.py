@@ -13,6 +13,7 @@ What is added to SB3, and why:
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -254,7 +255,9 @@ class SB3Switcher(Switcher):
             raise FileNotFoundError(f"{path / 'model.zip'} missing: not an SB3 switcher checkpoint")
         cls, _, _ = self._algo()
         total = self.model._schedule_total if self.model is not None else None
-        self.model = cls.load(path / "model.zip", env=self._vec, device=self.device, force_reset=False)
+        with warnings.catch_warnings():  # the saved model names its n-step buffer class; SB3 warns on reload
+            warnings.filterwarnings("ignore", message=".*n_steps.*is ignored because a custom")
+            self.model = cls.load(path / "model.zip", env=self._vec, device=self.device, force_reset=False)
         self.model._schedule_total = total
         self.model.set_logger(_silent_logger())
         if (path / "replay_buffer.pkl").exists():
