@@ -118,3 +118,23 @@ def test_episode_seeds_are_reproducible_and_restore_mid_episode():
             assert ia["switch"]["episode"]["deepthink_calls"] == ib["switch"]["episode"]["deepthink_calls"]
             a.reset()
             b.reset()
+
+
+def test_episode_features_count_time_and_repeated_observations_before_the_budget():
+    env = _env(encoder=HashedNgramEncoder(32, episode_features=True), budget=4)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (32 + 2 + 1,) == env.observation_space.shape
+    assert obs[-3] == 0.0 and obs[-2] == 0.0 and obs[-1] == 1.0  # no time used, first visit, full budget
+    seen = {env.context().state.obs: 1}
+    for t in range(1, 12):  # QUICK (random) walks a short corridor, so cells are revisited
+        obs, _, term, trunc, _ = env.step(0)
+        if term or trunc:
+            break
+        text = env.context().state.obs
+        seen[text] = seen.get(text, 0) + 1
+        assert obs[-3] == pytest.approx(t / 30)  # CorridorTextEnv(max_steps=30)
+        assert obs[-2] == pytest.approx(min(1.0, (seen[text] - 1) / 3))
+    assert max(seen.values()) > 1
+    restored = _env(encoder=HashedNgramEncoder(32, episode_features=True), budget=4)
+    restored.load_state_dict(env.state_dict())
+    assert np.allclose(restored.current_obs(), env.current_obs())  # the visit counts travel with a checkpoint

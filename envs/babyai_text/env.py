@@ -95,6 +95,11 @@ class BabyAITextEnv(gym.Env[str, np.int64]):
         return FAMILY
 
     @property
+    def max_steps(self) -> int:
+        """The level's step limit (minigrid's; reached -> truncated)."""
+        return int(self.level.max_steps)
+
+    @property
     def mission(self) -> str:
         return self.level.mission
 

@@ -20,11 +20,13 @@ from londi.lm.state import TextState
 
 
 class Encoder:
-    """Base: `dim` output features; `needs_quick_output`/`needs_quick_hidden` ask the env to run QUICK first."""
+    """Base: `dim` output features; `needs_quick_output`/`needs_quick_hidden` ask the env to run QUICK first;
+    `episode_features` asks the env to append its episode features (step-limit share, observation repeats)."""
 
     dim: int = 0
     needs_quick_output: bool = False
     needs_quick_hidden: bool = False
+    episode_features: bool = False
 
     def bind(self, quick: LMPolicy, deepthink: LMPolicy) -> None:  # noqa: B027 - optional hook
         """Learn dimensions from the policies (the hidden-state encoder reads QUICK's hidden size)."""
@@ -65,6 +67,8 @@ class HashedNgramEncoder(Encoder):
     `goal_features=True` hashes again, under a `g_` prefix, the observation lines that name the goal (see
     `goal_lines`): a bag of n-grams cannot tell which object a distance belongs to, and whether QUICK's
     move is right depends on where the goal is, not on where the distractors are.
+    `episode_features=True` has the `SwitchingEnv` append the share of the step limit used and how often
+    this observation was already seen this episode (a QUICK looping for many steps is where to call).
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class HashedNgramEncoder(Encoder):
         quick_features: bool = False,
         history_features: bool = False,
         goal_features: bool = False,
+        episode_features: bool = False,
         cache_size: int = 50_000,
     ):
         from sklearn.feature_extraction.text import HashingVectorizer
@@ -85,6 +90,7 @@ class HashedNgramEncoder(Encoder):
         self.quick_features = quick_features
         self.history_features = history_features
         self.goal_features = goal_features
+        self.episode_features = episode_features
         self.needs_quick_output = quick_features
         self.dim = n_features + (3 if quick_features else 0) + (1 if history_features else 0)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()

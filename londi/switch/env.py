@@ -1,7 +1,9 @@
 """The switching problem as a Gymnasium env: action 0 = QUICK acts, 1 = DEEPTHINK acts.
 
-Observation = encoder(text state) (+ the normalised remaining budget z as the LAST feature when a hard
-budget is set, Saute-style). Reward = text-env reward - cost x 1[DEEPTHINK acted]. The chosen policy's
+Observation = encoder(text state) (+ two episode features when the encoder asks for them: the share of
+the step limit used, and how often this exact observation was already seen this episode; a state without
+time is not Markov under a step limit, and a QUICK stuck in a loop shows up as repeated observations)
+(+ the normalised remaining budget z as the LAST feature when a hard budget is set, Saute-style). Reward = text-env reward - cost x 1[DEEPTHINK acted]. The chosen policy's
 action (an index into `info["admissible_actions"]`) steps the text env. `action_masks()` masks DEEPTHINK
 when the budget is spent (MaskablePPO reads it; a DEEPTHINK request at zero budget is refused and QUICK
 acts, so a hard budget can never be exceeded whatever the switcher does).
@@ -34,6 +36,8 @@ from londi.switch.base import DEEPTHINK, QUICK, DecisionContext
 from londi.switch.encoders import Encoder, HashedNgramEncoder
 
 USAGE_FIELDS = ("calls", "tokens", "flops", "device_seconds", "wall_seconds")
+EPISODE_FEATURES = 2  # [share of the step limit used, repeats of this observation this episode (capped)]
+DEFAULT_HORIZON = 100  # step limit assumed for a text env that does not say its own
 
 
 def _usage_dict(u: Usage) -> dict[str, float]:
@@ -84,13 +88,14 @@ class SwitchingEnv(gym.Env):
         self.budget_obs = self.has_budget if budget_obs is None else bool(budget_obs)
         self.quick_first = needs_quick_output or needs_quick_hidden or self.encoder.needs_quick_output
         self.quick_hidden = needs_quick_hidden or self.encoder.needs_quick_hidden
+        self.episode_obs = bool(getattr(self.encoder, "episode_features", False))
         self.fallback_to_quick = fallback_to_quick
         self.history = EpisodeHistory(history_steps)
         self.base_seed = int(seed)
         self.reseed_policies = reseed_policies
         self.on_episode_end = on_episode_end
 
-        dim = self.encoder.dim + (1 if self.budget_obs else 0)
+        dim = self.encoder.dim + (EPISODE_FEATURES if self.episode_obs else 0) + (1 if self.budget_obs else 0)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(dim,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(2)
 
@@ -124,6 +129,7 @@ class SwitchingEnv(gym.Env):
             "switch_return": 0.0, "quick_calls": 0, "deepthink_calls": 0, "fallbacks": 0, "blocked": 0,
             "usage": {"quick": _zero_usage(), "deepthink": _zero_usage()},
             "recent": {"last_pairs": [], "no_change_streak": 0, "steps_since_progress": 0, "deepthink_streak": 0},
+            "visits": {obs: 1},
         }
         self.history.reset(obs, info)
         self._set_current(obs, info, terminal=False)
@@ -145,6 +151,7 @@ class SwitchingEnv(gym.Env):
         if actor == "quick":
             self.last_results["quick"] = result
         obs, env_reward, terminated, truncated, info = self.text_env.step(result.index)
+        ep["visits"][obs] = ep["visits"].get(obs, 0) + 1
         prev_obs = self._text_obs
         self.history.record(result.action, obs, info)
 
@@ -217,6 +224,15 @@ class SwitchingEnv(gym.Env):
         if b is None:
             return None
         return 0.0 if b == 0 else max(0.0, 1.0 - self._ep["used"] / b)
+
+    def horizon(self) -> int:
+        """The text env's step limit (`max_steps` / `step_limit` / the spec's), else DEFAULT_HORIZON."""
+        inner = self.text_env.unwrapped
+        for value in (getattr(inner, "max_steps", None), getattr(inner, "step_limit", None),
+                      getattr(self.text_env.spec, "max_episode_steps", None) if self.text_env.spec else None):
+            if value:
+                return int(value)
+        return DEFAULT_HORIZON
 
     @property
     def episode_index(self) -> int:
@@ -299,6 +315,10 @@ class SwitchingEnv(gym.Env):
         if self.quick_first and not terminal and info.get("admissible_actions"):
             self._quick_result = self._call("quick", self.quick, self.quick_hidden)
         vec = np.asarray(self.encoder.encode(self._state, self._quick_result), dtype=np.float32)
+        if self.episode_obs:
+            seen = self._ep.get("visits", {}).get(obs, 1)
+            vec = np.concatenate([vec, np.array([min(1.0, self._ep["t"] / self.horizon()), min(1.0, (seen - 1) / 3)],
+                                                dtype=np.float32)])
         if self.budget_obs:
             z = self.budget_remaining()
             vec = np.concatenate([vec, np.array([1.0 if z is None else z], dtype=np.float32)])
