@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,9 @@ from londi.rundir import RUN_INFO, load_run_config, run_name_from_parts
 
 EPISODES = "episodes.csv"
 METRICS = "metrics.csv"
-GROUP_KEYS = ["env", "switcher", "budget", "cost"]
+GROUP_KEYS = ["env", "switcher", "budget", "cost", "setting"]
+# the knob that tells runs of one switcher apart when it has no budget or cost (random p, Lagrangian d, cascade mu)
+SETTING_KEYS = (("p", "p"), ("target_calls", "d"), ("mu", "mu"))
 # per-episode quantity in episodes.csv -> column name in the report
 EPISODE_STATS = {
     "success": "success",
@@ -59,10 +62,11 @@ class RunRecord:
     episodes: pd.DataFrame
     metrics: pd.DataFrame | None
     simulated: list[str] = field(default_factory=list)  # models charged a configured size they do not run
+    setting: str | None = None  # e.g. "p=0.1" (see SETTING_KEYS)
 
     @property
     def label(self) -> str:
-        return run_name_from_parts(self.switcher, self.budget, self.cost)
+        return _with_setting(run_name_from_parts(self.switcher, self.budget, self.cost), self.setting)
 
 
 def find_runs(root: str | Path) -> list[Path]:
@@ -114,6 +118,7 @@ def load_run(run_dir: str | Path) -> RunRecord:
         switcher=str(switcher),
         budget=_num(sw.get("budget")),
         cost=_num(sw.get("cost")),
+        setting=next((f"{short}={float(sw[k]):g}" for k, short in SETTING_KEYS if _num(sw.get(k)) is not None), None),
         seed=int(seed) if seed is not None else None,
         episodes=episodes,
         metrics=metrics,
@@ -150,7 +155,8 @@ def run_table(runs: Sequence[RunRecord], source: str = "eval") -> pd.DataFrame:
     rows = []
     for r in runs:
         ep = final_episodes(r, source)
-        row = {"env": r.env, "switcher": r.switcher, "budget": r.budget, "cost": r.cost, "seed": r.seed}
+        row = {"env": r.env, "switcher": r.switcher, "budget": r.budget, "cost": r.cost, "setting": r.setting,
+               "seed": r.seed}
         row["episodes"] = len(ep)
         for col, name in EPISODE_STATS.items():
             row[name] = (
@@ -180,7 +186,7 @@ def aggregate(per_run: pd.DataFrame) -> pd.DataFrame:
     """Mean and 95% CI over seeds per (env, switcher, budget, cost); adds compute saved vs always_deepthink."""
     out = []
     keyed = per_run.assign(
-        **{k: per_run[k].astype(object).where(per_run[k].notna(), None) for k in ("budget", "cost")}
+        **{k: per_run[k].astype(object).where(per_run[k].notna(), None) for k in ("budget", "cost", "setting")}
     )
     for key, grp in keyed.groupby(GROUP_KEYS, dropna=False, sort=True):
         row = dict(zip(GROUP_KEYS, key, strict=True))
@@ -229,7 +235,7 @@ def _fmt(m: float, h: float, digits: int = 2, sci: bool = False) -> str:
 def markdown_table(agg: pd.DataFrame) -> str:
     """The summary as a markdown table (mean ± 95% CI half-width over seeds)."""
     head = (
-        "| env | switcher | budget | cost | seeds | success | return | DEEPTHINK calls/ep | DEEPTHINK FLOPs/ep "
+        "| env | switcher | budget | cost | setting | seeds | success | return | DEEPTHINK calls/ep | DEEPTHINK FLOPs/ep "
         "| total FLOPs/ep | device s/ep | compute saved vs always_deepthink |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -243,6 +249,7 @@ def markdown_table(agg: pd.DataFrame) -> str:
                     str(r["switcher"]),
                     "-" if r["budget"] is None or r["budget"] != r["budget"] else f"{r['budget']:g}",
                     "-" if r["cost"] is None or r["cost"] != r["cost"] else f"{r['cost']:g}",
+                    r["setting"] if isinstance(r.get("setting"), str) else "-",
                     str(r["seeds"]),
                     _fmt(r["success"], r["success_ci95"]),
                     _fmt(r["return"], r["return_ci95"]),
@@ -259,7 +266,11 @@ def markdown_table(agg: pd.DataFrame) -> str:
 
 
 def _label(r) -> str:
-    return run_name_from_parts(r["switcher"], r["budget"], r["cost"])
+    return _with_setting(run_name_from_parts(r["switcher"], r["budget"], r["cost"]), r.get("setting"))
+
+
+def _with_setting(name: str, setting: Any) -> str:
+    return f"{name} ({setting})" if isinstance(setting, str) else name
 
 
 def plot_pareto(agg: pd.DataFrame, path: Path) -> Path:

@@ -109,3 +109,18 @@ def test_report_cli_rejects_unknown_keys_and_missing_dir(tmp_path, capsys):
         report.main([f"dir={tmp_path}", "bogus=1"])
     with pytest.raises(FileNotFoundError, match="no episodes.csv"):
         report.main([f"dir={tmp_path}"])
+
+
+def test_runs_of_one_switcher_at_different_settings_are_separate_rows(tmp_path):
+    rng = np.random.default_rng(1)
+    for n, (p, calls) in enumerate([(0.1, 2), (0.1, 2), (0.5, 10)]):
+        run = tmp_path / f"{n}_random-s{n}"
+        _write_run(run, "random", None, n, 0.5, calls, rng)
+        cfg = OmegaConf.load(run / "config.yaml")
+        cfg.switcher.p = p
+        OmegaConf.save(cfg, run / "config.yaml")
+    agg = pd.read_csv(report.make_report(tmp_path)["summary"])
+    assert sorted(agg["setting"]) == ["p=0.1", "p=0.5"]
+    assert agg.set_index("setting").loc["p=0.1", "seeds"] == 2
+    assert "| random | - | - | p=0.5 | 1 |" in report.make_report(tmp_path)["table"].read_text().replace(
+        "babyai_text/goto_local | ", "")

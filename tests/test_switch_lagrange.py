@@ -24,6 +24,21 @@ def test_lambda_rises_above_target_and_falls_to_zero_below(rule, kw):
     assert twin.update(6.0, 4.0) == lam.update(6.0, 4.0)
 
 
+@pytest.mark.parametrize("rule,kw", [("sgd", {"lr": 0.05}), ("pid", {"kp": 0.02, "ki": 0.02})])
+def test_max_lambda_caps_lambda_and_stops_windup(rule, kw):
+    capped, free = make_lambda_rule(rule, max_lambda=0.5, **kw), make_lambda_rule(rule, **kw)
+    for _ in range(100):  # a long stretch far above the target (exploration)
+        capped.update(measured=20.0, target=2.0), free.update(measured=20.0, target=2.0)
+    assert capped.value == 0.5 < free.value
+    steps_down = {}
+    for name, lam in (("capped", capped), ("free", free)):
+        n = 0
+        while lam.update(measured=1.0, target=2.0) > 0.1:
+            n += 1
+        steps_down[name] = n
+    assert steps_down["capped"] < steps_down["free"] / 10  # no stored-up integral to unwind
+
+
 def test_unknown_rule_is_named():
     with pytest.raises(KeyError, match="sgd"):
         make_lambda_rule("adam")
