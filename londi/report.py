@@ -281,14 +281,15 @@ def plot_pareto(agg: pd.DataFrame, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     envs = list(agg["env"].unique())
-    fig, axes = plt.subplots(1, len(envs), figsize=(6.5 * len(envs), 4.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(envs), figsize=(8.5 * len(envs), 4.8), squeeze=False)
     for ax, env in zip(axes[0], envs, strict=True):
         g = agg[agg["env"] == env].reset_index(drop=True)
         x, y = g["deepthink_flops"].to_numpy(float), g["success"].to_numpy(float)
         xerr = np.nan_to_num(g["deepthink_flops_ci95"].to_numpy(float))
         yerr = np.nan_to_num(g["success_ci95"].to_numpy(float))
         for i, r in g.iterrows():
-            ax.errorbar(x[i], y[i], xerr=xerr[i], yerr=yerr[i], fmt="o", capsize=3, label=_label(r))
+            color, marker = _style(plt, i)
+            ax.errorbar(x[i], y[i], xerr=xerr[i], yerr=yerr[i], fmt=marker, color=color, capsize=3, label=_label(r))
         front = pareto_front(x, y)
         if len(front) > 1:
             ax.step(x[front], y[front], where="post", color="k", ls="--", lw=1, label="Pareto front")
@@ -299,11 +300,16 @@ def plot_pareto(agg: pd.DataFrame, path: Path) -> Path:
             ax.set_xscale("symlog", linthresh=float(np.nanmin(x[x > 0])))
         ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _style(plt: Any, i: int) -> tuple[Any, str]:
+    """A distinct (color, marker) for the i-th series: 20 colors, then a new marker (the default cycle has 10)."""
+    return plt.get_cmap("tab20")(i % 20), "osD^v<>ph*"[i // 20 % 10]
 
 
 def compute_curves(runs: Sequence[RunRecord]) -> pd.DataFrame:
@@ -343,8 +349,9 @@ def plot_compute_curves(curves: pd.DataFrame, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for (env, label), g in curves.groupby(["env", "label"], sort=True):
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
+    for k, ((env, label), g) in enumerate(curves.groupby(["env", "label"], sort=True)):
+        color, _ = _style(plt, k)
         grid = np.sort(g["env_steps"].unique())
         for ax, col in zip(axes, ("flops", "seconds"), strict=True):
             per_seed = []
@@ -354,13 +361,13 @@ def plot_compute_curves(curves: pd.DataFrame, path: Path) -> Path:
                     per_seed.append(np.interp(grid, s["env_steps"], s[col].ffill().fillna(0)))
             if per_seed:
                 name = label if curves["env"].nunique() == 1 else f"{env} {label}"
-                ax.plot(grid, np.mean(per_seed, axis=0), label=name)
+                ax.plot(grid, np.mean(per_seed, axis=0), label=name, color=color, ls=("-", "--", ":")[k // 20 % 3])
     axes[0].set_ylabel("cumulative FLOPs (QUICK + DEEPTHINK)")
     axes[1].set_ylabel("cumulative device seconds (QUICK + DEEPTHINK)")
     for ax in axes:
         ax.set_xlabel("env steps (training)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle("Compute used against env steps, per switcher (mean over seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
