@@ -45,7 +45,7 @@ def test_unknown_rule_is_named():
 
 
 def test_switcher_updates_lambda_and_env_cost_at_episode_end():
-    sw = make_switcher("lagrangian", target_calls=1.0, rule="sgd", rule_kwargs={"lr": 0.1})
+    sw = make_switcher("lagrangian", target_calls=1.0, rule="sgd", lr=0.1)
     env = SwitchingEnv(CorridorTextEnv(), RandomPolicy(name="q"), ExpertPolicy(name="d"), encoder=HashedNgramEncoder(16),
                        **sw.env_options(train=True))
     sw.setup(env, seed=0, total_steps=100)

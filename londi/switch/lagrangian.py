@@ -19,14 +19,16 @@ from londi.switch.sb3 import SB3Switcher, SwitchCostReplayBuffer
 class LagrangianSwitcher(SB3Switcher):
     name = "lagrangian"
 
-    def __init__(self, target_calls: float = 4.0, rule: str = "pid", rule_kwargs: Mapping[str, Any] | None = None,
-                 update_every: int = 1, **kwargs: Any):
+    def __init__(self, target_calls: float = 4.0, rule: str = "pid", lr: float = 0.01, kp: float = 0.01,
+                 ki: float = 0.005, kd: float = 0.0, max_lambda: float | None = 1.0, update_every: int = 1,
+                 **kwargs: Any):
         kwargs.pop("cost", None)
         super().__init__(cost=0.0, **kwargs)
         if target_calls < 0:
             raise ValueError(f"lagrangian: target_calls d must be >= 0, got {target_calls}")
         self.target_calls = float(target_calls)
-        self.rule = make_lambda_rule(rule, **dict(rule_kwargs or {}))
+        gains = {"lr": lr} if rule == "sgd" else {"kp": kp, "ki": ki, "kd": kd}
+        self.rule = make_lambda_rule(rule, max_lambda=max_lambda, **gains)
         self.update_every = max(1, int(update_every))
         self._calls: list[int] = []
 
