@@ -26,6 +26,7 @@ import londi.config  # noqa: F401 - registers the schemas and resolvers
 from londi.paths import CONFIG_DIR
 from londi.runner import make_switching_env, run, run_episodes, summarize
 from londi.switch import make_switcher
+from londi.train import build_components
 
 
 def timed_eval(parts, switcher, episodes: int, seed: int) -> tuple[dict[str, float], float, float]:
@@ -61,9 +62,8 @@ def main() -> None:
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("config", overrides=["logger=disabled", "run_dir=unused", *args.overrides])
 
-    def parts():
-        return {"env_fn": instantiate(cfg.env, _partial_=True), "quick": instantiate(cfg.quick),
-                "deepthink": instantiate(cfg.deepthink), "encoder": instantiate(cfg.encoder)}
+    def parts():  # fresh models (and meters) per evaluation
+        return {k: v for k, v in build_components(cfg).items() if k != "switcher"}
 
     eval_seed = cfg.seed + 1_000_000  # the runner's evaluation seeds
     rows = {}

@@ -16,11 +16,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 
 from londi.rundir import load_run_config
 from londi.runner import make_switching_env
 from londi.switch.base import DEEPTHINK
+from londi.train import build_components
 
 
 def main() -> None:
@@ -32,10 +32,10 @@ def main() -> None:
     torch.set_num_threads(1)
     cfg = load_run_config(args.run_dir)
     meta = json.loads((args.run_dir / "run.json").read_text())
-    switcher = instantiate(cfg.switcher)
-    quick, deepthink = instantiate(cfg.quick), instantiate(cfg.deepthink)
-    env = make_switching_env(instantiate(cfg.env, _partial_=True), quick, deepthink, switcher,
-                             instantiate(cfg.encoder), meta["eval_seed"], train=False)
+    parts = build_components(cfg)
+    switcher, quick = parts["switcher"], parts["quick"]
+    env = make_switching_env(parts["env_fn"], quick, parts["deepthink"], switcher, parts["encoder"],
+                             meta["eval_seed"], train=False)
     switcher.setup(env, meta["seed"], meta["total_steps"])
     if switcher.learns:
         switcher.load(args.run_dir / "switcher")

@@ -3,10 +3,11 @@
 Observation = encoder(text state) (+ two episode features when the encoder asks for them: the share of
 the step limit used, and how often this exact observation was already seen this episode; a state without
 time is not Markov under a step limit, and a QUICK stuck in a loop shows up as repeated observations)
-(+ the normalised remaining budget z as the LAST feature when a hard budget is set, Saute-style). Reward = text-env reward - cost x 1[DEEPTHINK acted]. The chosen policy's
-action (an index into `info["admissible_actions"]`) steps the text env. `action_masks()` masks DEEPTHINK
-when the budget is spent (MaskablePPO reads it; a DEEPTHINK request at zero budget is refused and QUICK
-acts, so a hard budget can never be exceeded whatever the switcher does).
+(+ the normalised remaining budget z as the LAST feature when a hard budget is set, Saute-style).
+Reward = text-env reward - cost x 1[DEEPTHINK acted]. The chosen policy's action (an index into
+`info["admissible_actions"]`) steps the text env. `action_masks()` masks DEEPTHINK when the budget is
+spent (MaskablePPO reads it; a DEEPTHINK request at zero budget is refused and QUICK acts, so a hard
+budget can never be exceeded whatever the switcher does).
 
 Only the chosen model runs, unless the switcher or encoder needs QUICK's output first; then QUICK runs
 on every non-terminal state before the decision (counted) and its result is reused when QUICK acts.
@@ -129,8 +130,9 @@ class SwitchingEnv(gym.Env):
             "switch_return": 0.0, "quick_calls": 0, "deepthink_calls": 0, "fallbacks": 0, "blocked": 0,
             "usage": {"quick": _zero_usage(), "deepthink": _zero_usage()},
             "recent": {"last_pairs": [], "no_change_streak": 0, "steps_since_progress": 0, "deepthink_streak": 0},
-            "visits": {obs: 1},
         }
+        if self.episode_obs:
+            self._ep["visits"] = {obs: 1}
         self.history.reset(obs, info)
         self._set_current(obs, info, terminal=False)
         self._needs_reset = False
@@ -151,7 +153,8 @@ class SwitchingEnv(gym.Env):
         if actor == "quick":
             self.last_results["quick"] = result
         obs, env_reward, terminated, truncated, info = self.text_env.step(result.index)
-        ep["visits"][obs] = ep["visits"].get(obs, 0) + 1
+        if self.episode_obs:
+            ep["visits"][obs] = ep["visits"].get(obs, 0) + 1
         prev_obs = self._text_obs
         self.history.record(result.action, obs, info)
 
@@ -316,7 +319,7 @@ class SwitchingEnv(gym.Env):
             self._quick_result = self._call("quick", self.quick, self.quick_hidden)
         vec = np.asarray(self.encoder.encode(self._state, self._quick_result), dtype=np.float32)
         if self.episode_obs:
-            seen = self._ep.get("visits", {}).get(obs, 1)
+            seen = self._ep["visits"].get(obs, 1)
             vec = np.concatenate([vec, np.array([min(1.0, self._ep["t"] / self.horizon()), min(1.0, (seen - 1) / 3)],
                                                 dtype=np.float32)])
         if self.budget_obs:
