@@ -110,6 +110,18 @@ def test_config_rejects_unknown_keys_and_models():
     assert cfg.steps == 7 and cfg.arch.hidden_size == 16
 
 
+def test_env_kwargs_reach_the_env_and_the_output_name():
+    from londi.lm.distill import Distiller
+
+    cfg = load_config(["model=tiny", "env_kwargs.max_episode_steps=5"])
+    assert cfg.out.endswith(f"tiny-{ENV}-max_episode_steps=5-s0")
+    env = Distiller(cfg).make_env()
+    try:
+        assert env.spec.max_episode_steps == 5
+    finally:
+        env.close()
+
+
 def _run(out: Path, *extra: str) -> dict:
     return main(["model=tiny", f"env={ENV}", "progress=false", "steps=40", "episodes=6", f"out={out}", *extra])
 

@@ -9,7 +9,7 @@ from gymnasium.utils.env_checker import check_env
 
 import envs
 from envs.scienceworld.admissible import ambiguity_options, build_admissible
-from envs.scienceworld.env import state_key
+from envs.scienceworld.env import ROOM_DOORS, gold_rooms, room_of, route, state_key
 from envs.scienceworld.jvm import JavaMissingError, find_java
 from envs.scienceworld.tasks import TASK_NAMES, resolve_task
 
@@ -111,7 +111,7 @@ def test_observation_info_and_actions(env):
     assert info["action_accepted"] is False and "outside" in info["error"] and r == 0 and not (term or trunc)
     _, _, _, _, info = env.step("dance wildly")
     assert info["action_accepted"] is False and info["action"] == "dance wildly"
-    assert env.unwrapped.expert_action() is None  # deviated from the gold path
+    assert env.unwrapped.expert_action() == env.unwrapped.gold_path()[0]  # a rejected action: resume the path
     _, _, _, _, info = env.step("look around")  # a string outside the index space still works
     assert info["action_accepted"] is True
 
@@ -124,6 +124,52 @@ def test_step_limit_truncates_never_terminates(env):
     finally:
         env.unwrapped.step_limit = 100
     assert flags == [(False, False), (False, False), (False, True)]
+
+
+def test_expert_walks_back_to_the_gold_path_and_finishes(env):
+    """find-living-thing v0 starts in the hallway; after two steps into the wrong room the expert returns."""
+    u = env.unwrapped
+    env.reset(seed=0)
+    gold = u.gold_path()
+    assert gold[0] == "open door to kitchen" and room_of(u._look) == "hallway"
+    env.step("teleport to foundry")
+    env.step("look around")
+    assert u.expert_action() == "teleport to hallway"  # "easy" includes teleportAction
+    info, steps = {}, 0
+    while steps < 40:
+        _, _, term, trunc, info = env.step(u.expert_action())
+        steps += 1
+        if term or trunc:
+            break
+    assert info["success"] and info["score"] == 100 and steps == len(gold) + 1
+
+
+def test_expert_without_recovery_stops_at_the_first_deviation(env):
+    u = env.unwrapped
+    u.expert_recovery = False
+    try:
+        env.reset(seed=0)
+        env.step("look at agent")
+        assert u.expert_action() is None
+    finally:
+        u.expert_recovery = True
+
+
+def test_expert_skips_gold_actions_the_agent_already_did(env):
+    u = env.unwrapped
+    env.reset(seed=0)
+    gold = u.gold_path()
+    env.step(gold[1])  # "go to kitchen" before "open door to kitchen" (doors are open under "easy")
+    assert u.expert_action() == gold[2]
+
+
+def test_room_map_routes_through_doors():
+    assert all(a in ROOM_DOORS[b] for a, doors in ROOM_DOORS.items() for b in doors)  # doors go both ways
+    assert route("bathroom", "foundry") == ["kitchen", "outside", "foundry"]
+    assert route("living room", "living room") == [] and route("kitchen", "moon") == []
+    assert gold_rooms("hallway", ["open door to kitchen", "go to kitchen", "look around", "teleport to foundry"]) == [
+        "hallway", "hallway", "kitchen", "kitchen", "foundry"]
+    assert room_of("This outside location is called the outside. Here you see:") == "outside"
 
 
 def test_variation_sampling_and_split_errors(env):

@@ -32,6 +32,21 @@ CHARSET = frozenset(string.printable)
 REJECTED_PREFIXES = ("No known action matches that input", "Unknown action")
 _READING_RE = re.compile(r"-?\d+(\.\d+)? degrees (celsius|fahrenheit)")
 ROWS_CACHE_SIZE = 256
+RECOVERY_LOOKAHEAD = 3  # an off-path action equal to one of the next gold actions counts as doing it
+_ROOM_RE = re.compile(r"This (?:room|outside location) is called the (.+?)\.")
+# ScienceWorld's house, the same in every task and variation (read from each room's look-around text).
+ROOM_DOORS: dict[str, tuple[str, ...]] = {
+    "kitchen": ("bathroom", "hallway", "outside"),
+    "bathroom": ("kitchen",),
+    "hallway": ("art studio", "bedroom", "greenhouse", "kitchen", "living room", "workshop"),
+    "living room": ("hallway",),
+    "bedroom": ("hallway",),
+    "art studio": ("hallway",),
+    "workshop": ("hallway",),
+    "greenhouse": ("hallway", "outside"),
+    "outside": ("foundry", "greenhouse", "kitchen"),
+    "foundry": ("outside",),
+}
 
 
 def state_key(look: str, inventory: str) -> str:
@@ -40,6 +55,45 @@ def state_key(look: str, inventory: str) -> str:
     Thermometer readings change at almost every step but not the actions, so they are blanked out.
     """
     return _READING_RE.sub("# degrees", look + "\n" + inventory)
+
+
+def room_of(look: str) -> str | None:
+    """The room a look-around text describes ("kitchen", "outside"), or None."""
+    m = _ROOM_RE.search(look)
+    return m.group(1) if m else None
+
+
+def route(start: str, goal: str) -> list[str]:
+    """Rooms to walk through from `start` to `goal` (both excluded start, goal included); [] if unknown."""
+    prev: dict[str, str | None] = {start: None}
+    frontier = [start]
+    while frontier and goal not in prev:
+        nxt = []
+        for room in frontier:
+            for n in ROOM_DOORS.get(room, ()):
+                if n not in prev:
+                    prev[n] = room
+                    nxt.append(n)
+        frontier = nxt
+    if goal not in prev:
+        return []
+    path: list[str] = []
+    node: str | None = goal
+    while node is not None and node != start:
+        path.append(node)
+        node = prev[node]
+    return path[::-1]
+
+
+def gold_rooms(start: str | None, gold: list[str]) -> list[str | None]:
+    """The room the agent is in before each gold action (and after the last), following its moves."""
+    rooms, room = [start], start
+    for action in gold:
+        for verb in ("go to ", "teleport to "):
+            if action.startswith(verb) and action[len(verb):] in ROOM_DOORS:
+                room = action[len(verb):]
+        rooms.append(room)
+    return rooms
 
 
 def _ranges(values: list[int]) -> str:
@@ -74,6 +128,8 @@ class ScienceWorldTextEnv(gym.Env):
             last action's result.
         normalize_reward: divide the score delta (0-100 scale) by 100 and clip to [-1, 1].
         expert: generate gold paths so `expert_action()` works (first load of a variation is slower).
+        expert_recovery: after the agent leaves the gold path, `expert_action()` walks back to the room of the
+            next gold action and resumes the path there (False: it returns None from the first deviation).
         heap: JVM maximum heap (`-Xmx`), e.g. "1g".
     """
 
@@ -95,6 +151,7 @@ class ScienceWorldTextEnv(gym.Env):
         include_inventory: bool = True,
         normalize_reward: bool = False,
         expert: bool = True,
+        expert_recovery: bool = True,
         heap: str = DEFAULT_HEAP,
         max_obs_length: int = 16384,
         render_mode: str | None = None,
@@ -114,6 +171,7 @@ class ScienceWorldTextEnv(gym.Env):
         self.include_task, self.include_look, self.include_inventory = include_task, include_look, include_inventory
         self.normalize_reward = normalize_reward
         self.expert = expert
+        self.expert_recovery = expert_recovery
         self.render_mode = render_mode
         self.max_obs_length = int(max_obs_length)
         self.observation_space = spaces.Text(max_length=self.max_obs_length, min_length=0, charset=CHARSET)
@@ -124,6 +182,9 @@ class ScienceWorldTextEnv(gym.Env):
         self._gold: list[str] = []
         self._gold_pos = 0
         self._on_gold_path = False
+        self._gold_rooms: list[str | None] = []
+        self._room: str | None = None
+        self._look = ""
         self._admissible: list[str] = []
         self._score = 0
         self._elapsed = 0
@@ -147,11 +208,21 @@ class ScienceWorldTextEnv(gym.Env):
         return mask
 
     def expert_action(self) -> str | None:
-        """The next gold-path action while every action so far followed the gold path; None once deviated."""
+        """The next gold-path action; off the path, the way back to that action's room first.
+
+        Without `expert_recovery` it is None from the first deviation on. Recovery is by navigation only:
+        an object the agent moved or used up stays so, and a wrong "focus on" ends the episode anyway.
+        """
         if not self.expert:
             raise RuntimeError("expert_action() needs gold paths: make the env with expert=True")
-        if self._done or not self._on_gold_path or self._gold_pos >= len(self._gold):
+        if self._done or self._gold_pos >= len(self._gold):
             return None
+        if not self._on_gold_path:
+            if not self.expert_recovery:
+                return None
+            move = self._way_to(self._gold_rooms[self._gold_pos])
+            if move is not None:
+                return move
         return self._gold[self._gold_pos]
 
     def gold_path(self) -> list[str]:
@@ -201,6 +272,8 @@ class ScienceWorldTextEnv(gym.Env):
         self._task_description = str(srv.freeActionTaskDesc())
         self._score, self._elapsed, self._done = 0, 0, False
         look, inventory = str(srv.freeActionLook()), str(srv.freeActionInventory())
+        self._look, self._room = look, room_of(look)
+        self._gold_rooms = gold_rooms(self._room, self._gold)
         self._obs = self._compose(look, None, inventory)
         self._admissible = self._fetch_admissible(look, look, inventory)
         return self._obs, self._info(action=None, accepted=True)
@@ -264,10 +337,28 @@ class ScienceWorldTextEnv(gym.Env):
         return self._admissible[idx], None
 
     def _advance_gold(self, action_str: str) -> None:
-        if self._on_gold_path and self._gold_pos < len(self._gold) and action_str == self._gold[self._gold_pos]:
+        pos = self._gold_pos
+        if pos < len(self._gold) and action_str == self._gold[pos]:
             self._gold_pos += 1
-        else:
-            self._on_gold_path = False
+            return
+        self._on_gold_path = False
+        ahead = self._gold[pos + 1: pos + 1 + RECOVERY_LOOKAHEAD]
+        if action_str in ahead:
+            self._gold_pos = pos + 2 + ahead.index(action_str)
+
+    def _way_to(self, room: str | None) -> str | None:
+        """The next navigation action towards `room`, or None when already there (or the room is unknown)."""
+        if room is None or self._room is None or room == self._room:
+            return None
+        if self.simplification == "easy" or "teleportAction" in self.simplification.split(","):
+            return f"teleport to {room}"
+        path = route(self._room, room)
+        if not path:
+            return None
+        nxt = path[0]
+        if f"A door to the {nxt} (that is open)" in self._look:
+            return f"go to {nxt}"
+        return f"open door to {nxt}"
 
     def _finish(
         self, observation: str, reward: int, *, accepted: bool, action: str | None,
@@ -277,6 +368,7 @@ class ScienceWorldTextEnv(gym.Env):
         self._done = terminated or truncated
         srv = self.jvm.server
         look, inventory = str(srv.freeActionLook()), str(srv.freeActionInventory())
+        self._look, self._room = look, room_of(look)
         self._obs = self._compose(observation, look if self.include_look else None, inventory)
         self._admissible = self._fetch_admissible(observation, look, inventory)
         info = self._info(action=action, accepted=accepted)

@@ -51,6 +51,11 @@ LONDI_META = "londi_distill.json"  # saved beside the model: the prompt settings
 
 
 # ----------------------------------------------------------------------------------------------- config
+def _kwargs_tag(env_kwargs: Any) -> str:
+    """"-task=boil" style suffix for default output names, so two tasks of one env id do not collide."""
+    return "".join(f"-{k}={v}" for k, v in sorted((env_kwargs or {}).items()))
+
+
 def load_config(argv: Sequence[str] = (), config_dir: Path = CONFIG_DIR) -> DictConfig:
     """configs/distill.yaml, then the `model` preset (if `model` names one), then the key=value overrides."""
     base_path = config_dir / "distill.yaml"
@@ -75,7 +80,7 @@ def load_config(argv: Sequence[str] = (), config_dir: Path = CONFIG_DIR) -> Dict
         presets = sorted(p.stem for p in (config_dir / "distill_model").glob("*.yaml"))
         raise FileNotFoundError(f"model={name!r} is neither a preset {presets} nor a saved model directory")
     if cfg.out is None:
-        cfg.out = f"outputs/distill/{Path(name).name}-{cfg.env}-s{cfg.seed}"
+        cfg.out = f"outputs/distill/{Path(name).name}-{cfg.env}{_kwargs_tag(cfg.env_kwargs)}-s{cfg.seed}"
     return cfg
 
 
@@ -195,11 +200,18 @@ class CausalLMActor:
 
 
 # ------------------------------------------------------------------------------------------- the trainer
-def _make_env_factory(env_id: str):
+def _plain(env_kwargs: Any) -> dict[str, Any]:
+    return dict(OmegaConf.to_container(env_kwargs, resolve=True) if isinstance(env_kwargs, DictConfig)
+                else env_kwargs or {})
+
+
+def _make_env_factory(env_id: str, env_kwargs: Any = None):
+    kwargs = _plain(env_kwargs)
+
     def make():
         import envs
 
-        return envs.make(env_id)
+        return envs.make(env_id, **kwargs)
 
     return make
 
@@ -235,7 +247,7 @@ class Distiller:
         self.cfg = cfg
         self.command = command
         self.out = Path(cfg.out)
-        self.make_env = _make_env_factory(cfg.env)
+        self.make_env = _make_env_factory(cfg.env, cfg.env_kwargs)
         self.summary: dict[str, Any] = {}
 
     # -- pieces -------------------------------------------------------------------------------------------
@@ -389,6 +401,7 @@ class Distiller:
         tokenizer.save_pretrained(model_dir)
         meta = {
             "env": cfg.env,
+            "env_kwargs": _plain(cfg.env_kwargs),
             "prompt": {"family": "babyai_text" if "BabyAI" in cfg.env else None, "history": int(cfg.history),
                        "max_prompt_tokens": int(cfg.max_prompt_tokens), "add_bos": _adds_bos(actor.scorer)},
             "scoring": "sum",
@@ -399,13 +412,13 @@ class Distiller:
         (model_dir / LONDI_META).write_text(json.dumps(meta, indent=2, default=float))
         if cfg.eval_episodes > 0:
             meta = evaluate_model_dir(model_dir, cfg.env, int(cfg.eval_episodes), int(cfg.eval_seed),
-                                      progress=bool(cfg.progress))
+                                      progress=bool(cfg.progress), env_kwargs=cfg.env_kwargs)
         (self.out / "summary.json").write_text(json.dumps(meta, indent=2, default=float))
         return meta
 
 
 def evaluate_model_dir(model_dir: str | Path, env_id: str, episodes: int = 100, seed: int = 424242,
-                       progress: bool = False) -> dict[str, Any]:
+                       progress: bool = False, env_kwargs: Any = None) -> dict[str, Any]:
     """Greedy success and compute of a saved model run by `HFPolicy` (the project's hf backend).
 
     Writes the result into the directory's londi_distill.json (key "eval") and regenerates MODEL_CARD.md.
@@ -417,12 +430,12 @@ def evaluate_model_dir(model_dir: str | Path, env_id: str, episodes: int = 100, 
     meta_path = model_dir / LONDI_META
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     policy = HFPolicy(name="distilled", path=str(model_dir))
-    stats = evaluate(_make_env_factory(env_id), lambda s: policy.act_one(s).index, episodes, seed=seed,
+    stats = evaluate(_make_env_factory(env_id, env_kwargs), lambda s: policy.act_one(s).index, episodes, seed=seed,
                      history=int(policy.history or 0), progress=progress)
     usage = policy.meter.total()
     calls = max(usage.calls, 1)
     meta["eval"] = {
-        "env": env_id, "episodes": stats.episodes, "seed": seed, "policy": "HFPolicy(score=sum, greedy)",
+        "env": env_id, "env_kwargs": _plain(env_kwargs), "episodes": stats.episodes, "seed": seed, "policy": "HFPolicy(score=sum, greedy)",
         "success_rate": stats.success_rate, "mean_return": stats.as_dict()["mean_return"],
         "calls": usage.calls, "flops_per_step": usage.flops / calls, "prompt_tokens_per_step": usage.prompt_tokens / calls,
         "candidate_tokens_per_step": usage.completion_tokens / calls,
@@ -440,7 +453,8 @@ def write_model_card(model_dir: str | Path, meta: dict[str, Any]) -> Path:
     rounds = meta.get("rounds", {})
     coll = meta.get("collection", {})
     lines = [
-        f"# {Path(model_dir).name}: a behaviour-cloned policy for {meta.get('env', '?')}",
+        f"# {Path(model_dir).name}: a behaviour-cloned policy for {meta.get('env', '?')}"
+        + "".join(f" {k}={v}" for k, v in meta.get("env_kwargs", {}).items()),
         "",
         "Made by `londi-distill` (londi/lm/distill.py); every number below was measured by that command.",
         "",
@@ -494,7 +508,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     cfg = load_config(args)
     if cfg.evaluate_only:
         meta = evaluate_model_dir(cfg.evaluate_only, cfg.env, int(cfg.eval_episodes), int(cfg.eval_seed),
-                                  progress=bool(cfg.progress))
+                                  progress=bool(cfg.progress), env_kwargs=cfg.env_kwargs)
         ev = meta["eval"]
         print(f"{cfg.evaluate_only}: success {ev['success_rate']:.2f} over {ev['episodes']} episodes of {cfg.env}, "
               f"{ev['flops_per_step']:.3g} FLOPs/step")
