@@ -12,23 +12,26 @@ import contextlib
 import io
 import time
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 
 BABYAI_LEVELS = ("GoToLocal", "PickupLocal", "PutNextLocal", "MixedTrainLocal", "MixedTestLocal")
 
 
-def expert_success(env_id: str, episodes: int, seed0: int = 0, noise: float = 0.0) -> float:
+def expert_success(env_id: str, episodes: int, seed0: int = 0, noise: float = 0.0, avoid: tuple[str, ...] = (),
+                   **env_kwargs: Any) -> float:
     """Fraction of `episodes` seeded episodes the env's expert completes.
 
     With `noise` > 0 a uniformly random action replaces the expert's with that probability (or when the
-    expert has no action), which measures how well the expert recovers after deviations (DAgger use).
+    expert has no action), which measures how well the expert recovers after deviations (DAgger use, and
+    DEEPTHINK = expert backing up QUICK). Random actions never start with a prefix in `avoid`.
     """
     import numpy as np
 
     import envs  # noqa: F401  (registers ids)
 
-    env = gym.make(env_id)
+    env = gym.make(env_id, **env_kwargs)
     rng = np.random.default_rng(seed0)
     wins = 0
     for ep in range(episodes):
@@ -37,7 +40,8 @@ def expert_success(env_id: str, episodes: int, seed0: int = 0, noise: float = 0.
         while True:
             expert = env.unwrapped.expert_action()
             if expert is None or (noise and rng.random() < noise):
-                a = int(rng.integers(len(actions)))
+                allowed = [i for i, x in enumerate(actions) if not x.startswith(avoid)] if avoid else actions
+                a = int(allowed[rng.integers(len(allowed))]) if avoid else int(rng.integers(len(actions)))
             else:
                 a = actions.index(expert)
             _, _, term, trunc, info = env.step(a)
@@ -97,6 +101,7 @@ SW_TASKS = (
     "use-thermometer",
     "identify-life-stages-1",
 )
+SW_NOISE_TASKS = ("find-living-thing", "use-thermometer", "test-conductivity", "chemistry-mix", "melt")
 
 
 
@@ -125,6 +130,13 @@ def bench_scienceworld(args: argparse.Namespace) -> None:
             f" every gold action admissible {admissible}"
         )
     env.close()
+
+    print(f"== ScienceWorld: expert success with {args.sw_noise:.0%} random actions (never 'focus on', which ends")
+    print(f"   the episode), {args.sw_episodes} episodes per task over sampled train variations, step limit 100")
+    for task in SW_NOISE_TASKS:
+        rates = [expert_success("ScienceWorld-v0", args.sw_episodes, noise=args.sw_noise, avoid=("focus on",),
+                                task=task, variation=None, expert_recovery=rec) for rec in (True, False)]
+        print(f"  {task:<24} walks back to the gold path {rates[0]:.2f}   stops at the first deviation {rates[1]:.2f}")
 
     steps = args.sw_steps
     print(f"== ScienceWorld: median step time over the same {steps} actions (a seeded random walk over")
@@ -178,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--env", choices=[*SECTIONS, "all"], default="all")
     parser.add_argument("--episodes", type=int, default=100, help="expert episodes per level")
     parser.add_argument("--steps", type=int, default=5000, help="steps per speed measurement")
+    parser.add_argument("--sw-episodes", type=int, default=10, help="ScienceWorld noisy-expert episodes per task")
+    parser.add_argument("--sw-noise", type=float, default=0.2, help="ScienceWorld random-action probability")
     parser.add_argument("--sw-steps", type=int, default=300, help="ScienceWorld steps per speed measurement")
     args = parser.parse_args(argv)
     for name, section in SECTIONS.items():

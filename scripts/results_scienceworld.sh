@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The ScienceWorld slice of the LONDI comparison, with the project's own commands.
+# Per task: QUICK = a small causal LM distilled on that task's gold paths (londi-distill, a few CPU-minutes,
+# deliberately mediocre); DEEPTHINK = the gold-path expert (walks back to the path after QUICK leaves it;
+# charged as a simulated 780M-parameter model). LONDI against always_quick, always_deepthink and the oracle.
+# Score instead of success: env.normalize_reward=true (the default) makes an episode's return its final
+# score / 100; success is score 100.
+# Usage: scripts/results_scienceworld.sh [TASKS] [SEEDS] [STEPS]
+#        e.g. scripts/results_scienceworld.sh find_living_thing,use_thermometer,test_conductivity 0,1,2 4000
+# Env: EVAL (eval episodes, 50), JOBS (parallel jobs, 2), COSTS (LONDI costs, 0.01), LIMIT (step limit, 50).
+# Models go to outputs/distill/, run folders to multirun/results/scienceworld_<task>/ (not committed), each
+# task's report to results/scienceworld_<task>/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TASKS=${1:-find_living_thing,use_thermometer,test_conductivity}
+SEEDS=${2:-0,1,2}
+STEPS=${3:-4000}
+EVAL=${EVAL:-50}
+JOBS=${JOBS:-2}
+COSTS=${COSTS:-0.01}
+LIMIT=${LIMIT:-50}
+TRAIN=".venv/bin/londi-train"
+export OMP_NUM_THREADS=1
+for T in ${TASKS//,/ }; do
+    TASK=$(sed -n 's/^task: *//p' "configs/env/scienceworld/$T.yaml")
+    Q=outputs/distill/scienceworld_quick-$T
+    [ -f "$Q/model/model.safetensors" ] || .venv/bin/londi-distill env=ScienceWorld-v0 env_kwargs.task="$TASK" \
+        env_kwargs.variation=null env_kwargs.step_limit="$LIMIT" model=quick episodes=60 steps=600 \
+        eval_episodes=20 eval_episodes_round=0 progress=false out="$Q"
+    ROOT=multirun/results/scienceworld_$T
+    COMMON=(env=scienceworld/$T env.step_limit=$LIMIT quick=distilled quick.path="$PWD/$Q/model" seed=$SEEDS
+            eval_episodes=$EVAL logger=disabled hydra/launcher=joblib hydra.launcher.n_jobs=$JOBS)
+    $TRAIN -m "${COMMON[@]}" switcher=always_quick,always_deepthink,oracle total_steps=200 eval_every=200 \
+        checkpoint_every=200 hydra.sweep.dir=$ROOT/fixed
+    $TRAIN -m "${COMMON[@]}" switcher=londi switcher.cost=$COSTS total_steps=$STEPS eval_every=$((STEPS / 2)) \
+        checkpoint_every=$STEPS hydra.sweep.dir=$ROOT/londi
+    .venv/bin/londi-report dir=$ROOT out=results/scienceworld_$T
+done
