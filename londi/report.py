@@ -7,7 +7,7 @@ into a mean and a 95% confidence interval (Student t). Outputs, in `out` (defaul
 - `report.md`: per (env, switcher, budget/cost) success, return, DEEPTHINK calls, DEEPTHINK and total
   FLOPs and device seconds per episode, and the compute saved against always_deepthink;
 - `summary.csv` (the same, machine-readable) and `runs.csv` (one row per run);
-- `pareto.png`: success vs DEEPTHINK compute per episode, one point per switcher/budget/cost, with the
+- `pareto.png`: success (or `metric=return`) vs DEEPTHINK compute per episode, one point per switcher/budget/cost, with the
   Pareto front (the points no other point beats on both);
 - `compute_curve.png`: cumulative compute (FLOPs, and device seconds) against env steps per switcher;
 - `budget.png`: success against the budget for budgeted switchers, when there are several budgets.
@@ -273,8 +273,11 @@ def _with_setting(name: str, setting: Any) -> str:
     return f"{name} ({setting})" if isinstance(setting, str) else name
 
 
-def plot_pareto(agg: pd.DataFrame, path: Path) -> Path:
-    """Success vs DEEPTHINK FLOPs per episode, one point per switcher/budget/cost, Pareto front drawn."""
+METRICS_Y = {"success": "success rate", "return": "mean episode return"}
+
+
+def plot_pareto(agg: pd.DataFrame, path: Path, metric: str = "success") -> Path:
+    """`metric` (success or return) vs DEEPTHINK FLOPs per episode, one point per switcher/budget/cost, Pareto front."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -284,9 +287,9 @@ def plot_pareto(agg: pd.DataFrame, path: Path) -> Path:
     fig, axes = plt.subplots(1, len(envs), figsize=(8.5 * len(envs), 4.8), squeeze=False)
     for ax, env in zip(axes[0], envs, strict=True):
         g = agg[agg["env"] == env].reset_index(drop=True)
-        x, y = g["deepthink_flops"].to_numpy(float), g["success"].to_numpy(float)
+        x, y = g["deepthink_flops"].to_numpy(float), g[metric].to_numpy(float)
         xerr = np.nan_to_num(g["deepthink_flops_ci95"].to_numpy(float))
-        yerr = np.nan_to_num(g["success_ci95"].to_numpy(float))
+        yerr = np.nan_to_num(g[f"{metric}_ci95"].to_numpy(float))
         for i, r in g.iterrows():
             color, marker = _style(plt, i)
             ax.errorbar(x[i], y[i], xerr=xerr[i], yerr=yerr[i], fmt=marker, color=color, capsize=3, label=_label(r))
@@ -294,11 +297,12 @@ def plot_pareto(agg: pd.DataFrame, path: Path) -> Path:
         if len(front) > 1:
             ax.step(x[front], y[front], where="post", color="k", ls="--", lw=1, label="Pareto front")
         ax.set_xlabel("DEEPTHINK FLOPs per episode (final evaluation)")
-        ax.set_ylabel("success rate")
-        ax.set_title(f"{env}: success vs DEEPTHINK compute")
+        ax.set_ylabel(METRICS_Y[metric])
+        ax.set_title(f"{env}: {metric} vs DEEPTHINK compute")
         if np.nanmax(x, initial=0) > 0 and np.nanmin(x[x > 0], initial=np.inf) < np.nanmax(x) / 100:
             ax.set_xscale("symlog", linthresh=float(np.nanmin(x[x > 0])))
-        ax.set_ylim(-0.05, 1.05)
+        if metric == "success":
+            ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
@@ -375,8 +379,8 @@ def plot_compute_curves(curves: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def plot_budget(agg: pd.DataFrame, path: Path) -> Path | None:
-    """Success against budget for switchers run at several budgets (None when there are none)."""
+def plot_budget(agg: pd.DataFrame, path: Path, metric: str = "success") -> Path | None:
+    """`metric` against budget for switchers run at several budgets (None when there are none)."""
     b = agg[agg["budget"].notna()]
     if b.empty or b.groupby(["env", "switcher"])["budget"].nunique().max() < 2:
         return None
@@ -390,16 +394,17 @@ def plot_budget(agg: pd.DataFrame, path: Path) -> Path | None:
         g = g.sort_values("budget")
         ax.errorbar(
             g["budget"].astype(float),
-            g["success"],
-            yerr=np.nan_to_num(g["success_ci95"]),
+            g[metric],
+            yerr=np.nan_to_num(g[f"{metric}_ci95"]),
             marker="o",
             capsize=3,
             label=f"{env} {sw}",
         )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("DEEPTHINK budget (calls per episode)")
-    ax.set_ylabel("success rate")
-    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylabel(METRICS_Y[metric])
+    if metric == "success":
+        ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -408,8 +413,14 @@ def plot_budget(agg: pd.DataFrame, path: Path) -> Path | None:
     return path
 
 
-def make_report(root: str | Path, out: str | Path | None = None, source: str = "eval") -> dict[str, Path]:
-    """Build the report for every run under `root`; returns the paths written."""
+def make_report(root: str | Path, out: str | Path | None = None, source: str = "eval",
+                metric: str = "success") -> dict[str, Path]:
+    """Build the report for every run under `root`; returns the paths written.
+
+    `metric` is the figures' y axis: success, or return for envs scored in steps (ScienceWorld: score / 100).
+    """
+    if metric not in METRICS_Y:
+        raise ValueError(f"londi-report: metric must be one of {', '.join(METRICS_Y)}, not {metric!r}")
     root = Path(root)
     run_dirs = find_runs(root)
     if not run_dirs:
@@ -424,11 +435,11 @@ def make_report(root: str | Path, out: str | Path | None = None, source: str = "
     paths = {"runs": out / "runs.csv", "summary": out / "summary.csv", "table": out / "report.md"}
     per_run.to_csv(paths["runs"], index=False)
     agg.to_csv(paths["summary"], index=False)
-    paths["pareto"] = plot_pareto(agg, out / "pareto.png")
+    paths["pareto"] = plot_pareto(agg, out / "pareto.png", metric)
     curves = compute_curves(runs)
     if not curves.empty:
         paths["compute_curve"] = plot_compute_curves(curves, out / "compute_curve.png")
-    budget = plot_budget(agg, out / "budget.png")
+    budget = plot_budget(agg, out / "budget.png", metric)
     if budget is not None:
         paths["budget"] = budget
     simulated = sorted({s for r in runs for s in r.simulated})
@@ -448,18 +459,21 @@ def make_report(root: str | Path, out: str | Path | None = None, source: str = "
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """`londi-report dir=<run or multirun dir> [out=<dir>] [source=eval|evaluate]`."""
+    """`londi-report dir=<run or multirun dir> [out=<dir>] [source=eval|evaluate] [metric=success|return]`."""
     args = OmegaConf.from_cli(list(sys.argv[1:] if argv is None else argv))
-    unknown = set(args.keys()) - {"dir", "out", "source"}
+    unknown = set(args.keys()) - {"dir", "out", "source", "metric"}
     if unknown or "dir" not in args:
         raise SystemExit(
-            f"usage: londi-report dir=<run or multirun dir> [out=DIR] [source=eval|evaluate]"
+            f"usage: londi-report dir=<run or multirun dir> [out=DIR] [source=eval|evaluate] [metric=success|return]"
             f"{' (unknown keys: ' + ', '.join(sorted(unknown)) + ')' if unknown else ''}"
         )
     source = str(args.get("source", "eval"))
     if source not in ("eval", "evaluate"):
         raise SystemExit(f"londi-report: source must be eval or evaluate, not {source!r}")
-    paths = make_report(args.dir, args.get("out"), source)
+    metric = str(args.get("metric", "success"))
+    if metric not in METRICS_Y:
+        raise SystemExit(f"londi-report: metric must be success or return, not {metric!r}")
+    paths = make_report(args.dir, args.get("out"), source, metric)
     print(paths["table"].read_text())
     for k, p in paths.items():
         print(f"{k:>14}: {p}")

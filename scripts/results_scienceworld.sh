@@ -34,5 +34,5 @@ for T in ${TASKS//,/ }; do
         checkpoint_every=200 hydra.sweep.dir=$ROOT/fixed
     $TRAIN -m "${COMMON[@]}" switcher=londi switcher.cost=$COSTS total_steps=$STEPS eval_every=$((STEPS / 2)) \
         checkpoint_every=$STEPS hydra.sweep.dir=$ROOT/londi
-    .venv/bin/londi-report dir=$ROOT out=results/scienceworld_$T
+    .venv/bin/londi-report dir=$ROOT out=results/scienceworld_$T metric=return
 done

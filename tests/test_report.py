@@ -104,6 +104,17 @@ def test_report_aggregates_seeds_and_writes_figures(sweep_dir):
         assert paths[key].exists() and paths[key].stat().st_size > 5_000, key
 
 
+def test_report_figures_can_plot_return_instead_of_success(sweep_dir, tmp_path):
+    by_success = report.make_report(sweep_dir, tmp_path / "s")
+    by_return = report.make_report(sweep_dir, tmp_path / "r", metric="return")
+    assert by_return["pareto"].read_bytes() != by_success["pareto"].read_bytes()
+    assert by_return["summary"].read_text() == by_success["summary"].read_text()  # the table does not change
+    with pytest.raises(ValueError, match="metric must be one of success, return"):
+        report.make_report(sweep_dir, tmp_path / "x", metric="score")
+    with pytest.raises(SystemExit, match="metric must be success or return"):
+        report.main([f"dir={sweep_dir}", "metric=score"])
+
+
 def test_report_cli_rejects_unknown_keys_and_missing_dir(tmp_path, capsys):
     with pytest.raises(SystemExit, match="unknown keys: bogus"):
         report.main([f"dir={tmp_path}", "bogus=1"])
