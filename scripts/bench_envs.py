@@ -36,12 +36,12 @@ def expert_success(env_id: str, episodes: int, seed0: int = 0, noise: float = 0.
     wins = 0
     for ep in range(episodes):
         env.reset(seed=seed0 + ep)
-        actions = env.unwrapped.admissible_actions
         while True:
+            actions = env.unwrapped.admissible_actions  # ScienceWorld's change with the state
             expert = env.unwrapped.expert_action()
             if expert is None or (noise and rng.random() < noise):
-                allowed = [i for i, x in enumerate(actions) if not x.startswith(avoid)] if avoid else actions
-                a = int(allowed[rng.integers(len(allowed))]) if avoid else int(rng.integers(len(actions)))
+                allowed = [i for i, x in enumerate(actions) if not (avoid and x.startswith(avoid))]
+                a = allowed[int(rng.integers(len(allowed)))]
             else:
                 a = actions.index(expert)
             _, _, term, trunc, info = env.step(a)
