@@ -32,7 +32,8 @@ CHARSET = frozenset(string.printable)
 REJECTED_PREFIXES = ("No known action matches that input", "Unknown action")
 _READING_RE = re.compile(r"-?\d+(\.\d+)? degrees (celsius|fahrenheit)")
 ROWS_CACHE_SIZE = 256
-RECOVERY_LOOKAHEAD = 3  # an off-path action equal to one of the next gold actions counts as doing it
+RECOVERY_LOOKAHEAD = 3  # an off-path action equal to one of the next gold actions counts as doing it...
+SKIPPABLE_GOLD = ("open door to ", "look around", "look at ", "examine ")  # ...if only these lie in between
 _ROOM_RE = re.compile(r"This (?:room|outside location) is called the (.+?)\.")
 # ScienceWorld's house, the same in every task and variation (read from each room's look-around text).
 ROOM_DOORS: dict[str, tuple[str, ...]] = {
@@ -342,9 +343,12 @@ class ScienceWorldTextEnv(gym.Env):
             self._gold_pos += 1
             return
         self._on_gold_path = False
-        ahead = self._gold[pos + 1: pos + 1 + RECOVERY_LOOKAHEAD]
-        if action_str in ahead:
-            self._gold_pos = pos + 2 + ahead.index(action_str)
+        for j in range(pos + 1, min(pos + 1 + RECOVERY_LOOKAHEAD, len(self._gold))):
+            if not self._gold[j - 1].startswith(SKIPPABLE_GOLD):
+                break  # e.g. "wait1" done before "move X to box": the move must still be done
+            if action_str == self._gold[j]:
+                self._gold_pos = j + 1
+                break
 
     def _way_to(self, room: str | None) -> str | None:
         """The next navigation action towards `room`, or None when already there (or the room is unknown)."""
