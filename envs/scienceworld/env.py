@@ -184,7 +184,6 @@ class ScienceWorldTextEnv(gym.Env):
         self._gold_pos = 0
         self._on_gold_path = False
         self._gold_rooms: list[str | None] = []
-        self._room: str | None = None
         self._look = ""
         self._admissible: list[str] = []
         self._score = 0
@@ -273,8 +272,8 @@ class ScienceWorldTextEnv(gym.Env):
         self._task_description = str(srv.freeActionTaskDesc())
         self._score, self._elapsed, self._done = 0, 0, False
         look, inventory = str(srv.freeActionLook()), str(srv.freeActionInventory())
-        self._look, self._room = look, room_of(look)
-        self._gold_rooms = gold_rooms(self._room, self._gold)
+        self._look = look
+        self._gold_rooms = gold_rooms(room_of(look), self._gold)
         self._obs = self._compose(look, None, inventory)
         self._admissible = self._fetch_admissible(look, look, inventory)
         return self._obs, self._info(action=None, accepted=True)
@@ -352,11 +351,12 @@ class ScienceWorldTextEnv(gym.Env):
 
     def _way_to(self, room: str | None) -> str | None:
         """The next navigation action towards `room`, or None when already there (or the room is unknown)."""
-        if room is None or self._room is None or room == self._room:
+        here = room_of(self._look)
+        if room is None or here is None or room == here:
             return None
         if self.simplification == "easy" or "teleportAction" in self.simplification.split(","):
             return f"teleport to {room}"
-        path = route(self._room, room)
+        path = route(here, room)
         if not path:
             return None
         nxt = path[0]
@@ -372,7 +372,7 @@ class ScienceWorldTextEnv(gym.Env):
         self._done = terminated or truncated
         srv = self.jvm.server
         look, inventory = str(srv.freeActionLook()), str(srv.freeActionInventory())
-        self._look, self._room = look, room_of(look)
+        self._look = look
         self._obs = self._compose(observation, look if self.include_look else None, inventory)
         self._admissible = self._fetch_admissible(observation, look, inventory)
         info = self._info(action=action, accepted=accepted)
