@@ -7,10 +7,10 @@ into a mean and a 95% confidence interval (Student t). Outputs, in `out` (defaul
 - `report.md`: per (env, switcher, budget/cost) success, return, DEEPTHINK calls, DEEPTHINK and total
   FLOPs and device seconds per episode, and the compute saved against always_deepthink;
 - `summary.csv` (the same, machine-readable) and `runs.csv` (one row per run);
-- `pareto.png`: success (or `metric=return`) vs DEEPTHINK compute per episode, one point per switcher/budget/cost, with the
-  Pareto front (the points no other point beats on both);
+- `pareto.png`: success (or, with `metric=return`, the mean return) vs DEEPTHINK compute per episode, one
+  point per switcher/budget/cost, with the Pareto front (the points no other point beats on both);
 - `compute_curve.png`: cumulative compute (FLOPs, and device seconds) against env steps per switcher;
-- `budget.png`: success against the budget for budgeted switchers, when there are several budgets.
+- `budget.png`: success (or return) against the budget for budgeted switchers, when there are several.
 
 Which episodes count: the final evaluation (rows with phase == "eval" at the run's last evaluation
 step, `global_step`), or a run's `eval.csv` from `londi-evaluate` when `source=evaluate`.
