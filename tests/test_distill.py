@@ -10,10 +10,11 @@ import pytest
 from safetensors.numpy import load_file
 
 import envs
+from londi.config import compose
 from londi.lm.demonstrations import collect, evaluate, rollout
-from londi.lm.distill import LONDI_META, MODEL_DIR, batch_indices, load_config, main
-from londi.lm.prompts import build_prompt
-from londi.lm.state import TextState
+from londi.lm.distill import CURVE, LONDI_META, MODEL_DIR, BatchStream, Sequences, run_config
+from londi.lm.prompts import build_prompt, get_prompt_builder
+from londi.lm.state import EpisodeHistory, TextState
 from londi.lm.tokenization import SPECIAL_TOKENS, build_word_tokenizer, split_words
 
 ENV = "BabyAI-Text-GoToLocal-v0"
@@ -94,27 +95,35 @@ def test_evaluate_runs_the_learner_alone():
 
 
 # ------------------------------------------------------------------------------------------ trainer
-def test_batches_are_a_pure_function_of_the_step():
-    seen = [i for s in range(5) for i in batch_indices(10, 4, seed=3, step=s)]
-    assert sorted(seen[:10]) == list(range(10))  # the first 10 draws are one permutation
-    assert batch_indices(10, 4, 3, 7) == batch_indices(10, 4, 3, 7)
-    assert batch_indices(10, 4, 3, 7) != batch_indices(10, 4, 4, 7)
+def test_batches_are_a_pure_function_of_the_step_and_cover_each_epoch():
+    lengths = np.array([5, 1, 9, 3, 7, 2, 8, 4, 6, 10])
+    stream = BatchStream(lengths, 4, seed=3, bucket=2)
+    assert stream.per_epoch == 3  # one bucket of 8 (2 batches) + one of 2 (1 batch)
+    epoch0 = [i for s in range(stream.per_epoch) for i in stream.batch(s)]
+    assert sorted(epoch0) == list(range(10))
+    assert BatchStream(lengths, 4, 3, 2).batch(7) == stream.batch(7)
+    assert [b.tolist() for b in BatchStream(lengths, 4, 4, 2).epoch_batches(0)] != [b.tolist() for b in stream.epoch_batches(0)]
+    for b in stream.epoch_batches(1):  # within a bucket, batches hold neighbouring lengths
+        assert max(lengths[b]) - min(lengths[b]) <= 6
 
 
 def test_config_rejects_unknown_keys_and_models():
-    with pytest.raises(KeyError, match="stepz"):
-        load_config(["stepz=3"])
-    with pytest.raises(FileNotFoundError, match="neither a preset"):
-        load_config(["model=no_such_model"])
-    cfg = load_config(["model=tiny", "steps=7"])
-    assert cfg.steps == 7 and cfg.arch.hidden_size == 16
+    from hydra.errors import ConfigCompositionException, MissingConfigException
+
+    with pytest.raises(ConfigCompositionException, match="stepz"):
+        compose("distill", ["stepz=3"])
+    with pytest.raises(MissingConfigException, match="distill_model/no_such_model"):
+        compose("distill", ["distill_model=no_such_model"])
+    with pytest.raises(ConfigCompositionException):
+        compose("distill", ["steps=many"])
+    cfg = compose("distill", ["distill_model=tiny", "steps=7"])
+    assert cfg.steps == 7 and cfg.arch.hidden_size == 16 and cfg.out == "outputs/distill/tiny-s0"
 
 
-def test_env_kwargs_reach_the_env_and_the_output_name():
+def test_env_kwargs_reach_the_env():
     from londi.lm.distill import Distiller
 
-    cfg = load_config(["model=tiny", "env_kwargs.max_episode_steps=5"])
-    assert cfg.out.endswith(f"tiny-{ENV}-max_episode_steps=5-s0")
+    cfg = compose("distill", ["distill_model=tiny", f"envs={ENV}", "+env_kwargs.max_episode_steps=5"])
     env = Distiller(cfg).make_env()
     try:
         assert env.spec.max_episode_steps == 5
@@ -122,8 +131,13 @@ def test_env_kwargs_reach_the_env_and_the_output_name():
         env.close()
 
 
+def _cfg(out: Path, *extra: str):
+    return compose("distill", ["distill_model=tiny", f"envs={ENV}", "progress=false", "steps=40", "episodes=6",
+                               f"out={out}", *extra])
+
+
 def _run(out: Path, *extra: str) -> dict:
-    return main(["model=tiny", f"env={ENV}", "progress=false", "steps=40", "episodes=6", f"out={out}", *extra])
+    return run_config(_cfg(out, *extra), command="londi-distill distill_model=tiny " + " ".join(extra))
 
 
 def _weights(out: Path) -> dict[str, np.ndarray]:
@@ -134,7 +148,7 @@ def test_tiny_distillation_learns_is_deterministic_and_resumes(tmp_path):
     meta = _run(tmp_path / "a")
     r0 = meta["rounds"]["0"]
     assert r0["final_loss"] < 0.7 * r0["first_loss"], r0
-    assert meta["command"].startswith("londi-distill model=tiny")
+    assert meta["command"].startswith("londi-distill distill_model=tiny")
 
     _run(tmp_path / "b")
     wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
@@ -147,6 +161,85 @@ def test_tiny_distillation_learns_is_deterministic_and_resumes(tmp_path):
     wc = _weights(tmp_path / "c")
     assert all(np.array_equal(wa[k], wc[k]) for k in wa)
     assert json.loads((tmp_path / "c" / MODEL_DIR / LONDI_META).read_text())["prompt"]["history"] == 0
+
+
+def test_resuming_with_other_settings_fails_loudly(tmp_path):
+    _run(tmp_path, "stop_at=5")
+    with pytest.raises(ValueError, match="other settings.*lr"):
+        _run(tmp_path, "lr=0.5")
+
+
+def test_multi_env_dagger_packing_and_learning_curve(tmp_path):
+    envs2 = f"envs=[{ENV},BabyAI-Text-PickupLocal-v0]"
+    meta = _run(tmp_path, envs2, "history=2", "history_chunk=3", "max_prompt_tokens=1024", "dagger_rounds=1",
+                "dagger_episodes=2", "dagger_steps=6", "eval_every=20", "eval_episodes_round=2", "eval_episodes=2")
+    assert set(meta["eval"]["levels"]) == {ENV, "BabyAI-Text-PickupLocal-v0"}
+    assert {"GoToLocal/expert", "PickupLocal/noisy", "PickupLocal/dagger1"} <= set(meta["collection"])
+    assert meta["prompt"] == {"family": "babyai_text", "history": 2, "history_chunk": 3, "max_prompt_tokens": 1024,
+                              "add_bos": False}
+    rows = [json.loads(ln) for ln in (tmp_path / CURVE).read_text().splitlines()]
+    assert [r["step"] for r in rows] == [20, 40, 46]  # every 20 steps and at each round's end
+    assert all(r["train_flops"] > 0 and set(r["success"]) == set(meta["eval"]["levels"]) for r in rows)
+    assert rows[-1]["samples"] > rows[0]["samples"]
+    # packing: fewer sequences than labelled states, since the prompts of a history chunk extend one another
+    assert meta["rounds"]["0"]["sequences"] < meta["rounds"]["0"]["samples"]
+    card = (tmp_path / MODEL_DIR / "MODEL_CARD.md").read_text()
+    assert "| GoToLocal |" in card and "| PickupLocal |" in card and "CPU-ms" in card
+
+
+def test_chunked_history_prompts_extend_one_another_and_pack_exactly():
+    """history=2, chunk=3: steps 0-4 show 0,1,2,3,4 past steps, step 5 starts over at 2 (one sequence per run)."""
+    import torch
+
+    from londi.lm.distill import build_model
+    from londi.lm.scoring import ActionScorer
+
+    builder = get_prompt_builder("babyai_text", history=2, history_chunk=3)
+    demos, _ = collect(make_env, 3, seed=7, noise=0.5, prompt=builder, env_id=ENV)
+    tok = build_word_tokenizer(d.prompt for d in demos)
+    model = build_model({"model_type": "llama", "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                         "num_attention_heads": 2, "num_key_value_heads": 2}, tok)
+    scorer = ActionScorer(model.eval(), tok, max_prompt_tokens=2048)
+    data = Sequences(demos, scorer, pack=True)
+    assert data.labels == len(demos) and len(data) < len(demos)
+    # a packed sequence gives every step the log-prob the scorer gives it alone
+    k = int(np.argmax([len(s) for s in data.spans]))
+    first = sum(len(s) for s in data.spans[:k])
+    batch = data.batch([k])
+    with torch.no_grad():
+        lp = torch.log_softmax(model(input_ids=batch["input_ids"]).logits[0], -1)
+    ids = batch["input_ids"][0]
+    for j, (lo, hi) in enumerate(data.spans[k]):
+        d = demos[first + j]
+        packed = sum(float(lp[t - 1, ids[t]]) for t in range(lo, hi))
+        alone = scorer.score([d.prompt], [d.actions]).scores[0][d.label]
+        assert packed == pytest.approx(alone, abs=1e-4)
+    # the window: shown past steps per episode step
+    env = make_env()
+    hist = EpisodeHistory(builder.history_needed)
+    obs, info = env.reset(seed=0)
+    hist.reset(obs, info)
+    shown = []
+    for _ in range(8):
+        state = hist.state(obs, info, env=env)
+        shown.append(builder.steps_shown(state))
+        a = state.admissible_actions.index("turn left")
+        obs, _, _, _, info = env.step(a)
+        hist.record("turn left", obs, info)
+    assert shown == [0, 1, 2, 3, 4, 2, 3, 4]
+
+
+def test_a_state_with_too_little_history_fails_loudly():
+    builder = get_prompt_builder("babyai_text", history=2, history_chunk=3)
+    env = make_env()
+    hist = EpisodeHistory(2)  # the builder needs 4
+    obs, info = env.reset(seed=0)
+    hist.reset(obs, info)
+    for _ in range(3):
+        obs, _, _, _, info = env.step(0)
+        hist.record("turn left", obs, info)
+    with pytest.raises(ValueError, match="keep at least 4 steps of history"):
+        builder.build(hist.state(obs, info, env=env))
 
 
 def test_saved_model_loads_like_a_hub_model(tmp_path):
@@ -179,6 +272,16 @@ def test_hf_policy_runs_the_distilled_policy(tmp_path):
             break
     assert policy.meter.total().flops > 0
     meta = evaluate_model_dir(d, ENV, episodes=2, seed=0)
-    assert meta["eval"]["episodes"] == 2 and meta["eval"]["flops_per_step"] > 0
+    assert meta["eval"]["levels"][ENV]["episodes"] == 2 and meta["eval"]["flops_per_call"] > 0
     card = (d / "MODEL_CARD.md").read_text()
-    assert "londi-distill model=tiny" in card and "success" in card
+    assert "londi-distill distill_model=tiny" in card and "success" in card
+
+
+def test_cli_help_lists_the_keys():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "londi.lm.distill", "--help"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "distill_model: deepthink, quick, tiny" in out.stdout and "history_chunk" in out.stdout

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from londi.lm.prompts import build_prompt
+from londi.lm.prompts import PromptBuilder, build_prompt
 from londi.lm.state import EpisodeHistory, TextState
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ class Demonstration:
     label: int
     source: str = "expert"
     episode: int = 0
+    env: str = ""
 
     @property
     def action(self) -> str:
@@ -48,7 +49,8 @@ class Demonstration:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Demonstration:
-        return cls(d["prompt"], tuple(d["actions"]), int(d["label"]), d.get("source", "expert"), int(d.get("episode", 0)))
+        return cls(d["prompt"], tuple(d["actions"]), int(d["label"]), d.get("source", "expert"), int(d.get("episode", 0)),
+                   d.get("env", ""))
 
 
 @dataclass
@@ -97,22 +99,26 @@ def rollout(
     noise: float = 0.0,
     label: bool = True,
     history: int = 0,
+    prompt: PromptBuilder | None = None,
     rng: np.random.Generator | None = None,
     episode: int = 0,
     source: str = "expert",
+    env_id: str = "",
     stats: CollectionStats | None = None,
 ) -> Iterator[Demonstration]:
     """Run one episode from `env.reset(seed=seed)` and yield a labelled `Demonstration` per visited state.
 
     Executed action: the expert's with probability `beta` (else `learner`'s), then replaced by a uniformly
     random one with probability `noise`. `label=False` runs the learner alone (evaluation): nothing is
-    yielded and the expert is never asked. `history` is the prompt's number of past steps.
+    yielded and the expert is never asked. The labelled prompts come from `prompt` (a builder: history
+    window, token budget) or else from the family's builder with `history` past steps; without labels,
+    `history` is the number of past steps the states carry for the learner.
     """
     if learner is None and (beta < 1.0 or not label):
         raise ValueError("a learner is needed when beta < 1 or label=False (who acts when the expert does not?)")
     rng = rng if rng is not None else np.random.default_rng(seed)
     stats = stats if stats is not None else CollectionStats()
-    hist = EpisodeHistory(max_steps=history)
+    hist = EpisodeHistory(max_steps=max(history, prompt.history_needed if prompt is not None else 0))
     obs, info = env.reset(seed=seed)
     hist.reset(obs, info)
     success, ret = False, 0.0
@@ -130,7 +136,8 @@ def rollout(
                 break  # no expert action here: nothing to learn from this state on
         if label:
             stats.steps += 1
-            yield Demonstration(build_prompt(state, history=history), actions, actions.index(expert), source, episode)
+            text = prompt.build(state) if prompt is not None else build_prompt(state, history=history)
+            yield Demonstration(text, actions, actions.index(expert), source, episode, env_id)
         if expert is not None and (learner is None or rng.random() < beta):
             index = actions.index(expert)
         else:
@@ -157,7 +164,9 @@ def collect(
     beta: float = 1.0,
     noise: float = 0.0,
     history: int = 0,
+    prompt: PromptBuilder | None = None,
     source: str = "expert",
+    env_id: str = "",
     progress: bool = False,
 ) -> tuple[list[Demonstration], CollectionStats]:
     """Labelled states from `episodes` episodes (reset seeds `seed`, `seed+1`, ...); deterministic given `seed`."""
@@ -169,11 +178,11 @@ def collect(
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(it, desc=f"collect {source}", unit="ep", leave=False)
+        it = tqdm(it, desc=f"collect {source} {env_id}".strip(), unit="ep", leave=False)
     try:
         for ep in it:
-            demos.extend(rollout(env, seed + ep, learner=learner, beta=beta, noise=noise, history=history, rng=rng,
-                                 episode=seed + ep, source=source, stats=stats))
+            demos.extend(rollout(env, seed + ep, learner=learner, beta=beta, noise=noise, history=history, prompt=prompt,
+                                 rng=rng, episode=seed + ep, source=source, env_id=env_id, stats=stats))
     finally:
         env.close()
     return demos, stats
@@ -183,7 +192,9 @@ def evaluate(
     make_env: Callable[[], Any], learner: ActFn, episodes: int, *, seed: int = 0, history: int = 0,
     progress: bool = False,
 ) -> CollectionStats:
-    """Success of `learner` acting alone over `episodes` seeded episodes (reset seeds `seed`, `seed+1`, ...)."""
+    """Success of `learner` acting alone over `episodes` seeded episodes (reset seeds `seed`, `seed+1`, ...).
+
+    `history`: past steps the states carry (at least what the learner's prompt shows)."""
     env = make_env()
     stats = CollectionStats()
     it: Sequence[int] | Any = range(episodes)

@@ -8,15 +8,21 @@ action text with the loss on the action tokens only; so the hf backend's action 
 candidate's token log-probs after the prompt) is exactly the trained policy, and the output directory
 loads like any hub model (`AutoModelForCausalLM.from_pretrained(out/"model")`, safetensors + tokenizer).
 
-    londi-distill env=BabyAI-Text-GoToLocal-v0 model=quick episodes=2000 out=outputs/distill/quick
-    londi-distill model=deepthink out=DIR dagger_rounds=3 seed=1      # any key of configs/distill.yaml
-    londi-distill model=path/to/checkpoint out=DIR                     # fine-tune an existing model
+    londi-distill distill_model=quick out=outputs/distill/quick
+    londi-distill distill_model=deepthink 'envs=[BabyAI-Text-GoToLocal-v0,BabyAI-Text-PickupLocal-v0]'
+    londi-distill distill_model=deepthink init_from=path/to/model out=DIR      # fine-tune a saved model
     londi-distill evaluate_only=londi/assets/models/babyai_quick eval_episodes=100   # re-measure a saved model
+    londi-distill --help / --cfg job
 
-`model` names a preset in configs/distill_model/ (architecture + training recipe, merged under the command
-line) or is a path to a saved model. Overrides are Hydra-style key=value (OmegaConf dotlist). Rerunning the
-same command resumes from out/checkpoint.pt; the data of each round is kept in out/data/. Deterministic
-given `seed` (one CPU thread, seeded shuffles, no dropout).
+`distill_model` is a config group (configs/distill_model/: architecture + training recipe); every key is
+checked by the `DistillConfig` schema. Several envs train one model on all of them (the BabyAI-Text
+skills at once); each is evaluated on its own. With `history_chunk` > 1 the prompts of consecutive steps
+extend one another, and `pack=true` trains all the steps of such a run as one sequence (one forward pass
+for several labels, the model seeing exactly the prompts `HFPolicy` will build).
+
+Rerunning the same command resumes from out/checkpoint.pt; the data of each round is kept in out/data/;
+the learning curve (success per env against training samples, FLOPs and CPU seconds) grows in
+out/curve.jsonl. Deterministic given `seed` (one CPU thread, seeded shuffles, no dropout).
 """
 
 from __future__ import annotations
@@ -25,63 +31,55 @@ import json
 import logging
 import math
 import os
+import platform
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from londi.lm.demonstrations import CollectionStats, Demonstration, collect, evaluate
-from londi.lm.prompts import build_prompt
+from londi.lm.prompts import PromptBuilder, get_prompt_builder
 from londi.lm.scoring import ActionScorer
 from londi.lm.state import TextState
-from londi.lm.tokenization import build_word_tokenizer
+from londi.lm.tokenization import build_word_tokenizer, split_words
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 CHECKPOINT = "checkpoint.pt"
 MODEL_DIR = "model"
+CURVE = "curve.jsonl"
 LONDI_META = "londi_distill.json"  # saved beside the model: the prompt settings it was trained with
+# Keys that may change between a run and its resume without changing what is trained.
+RESUMABLE_KEYS = frozenset({"progress", "stop_at", "out", "evaluate_only", "eval_episodes", "threads"})
 
 
 # ----------------------------------------------------------------------------------------------- config
-def _kwargs_tag(env_kwargs: Any) -> str:
-    """"-task=boil" style suffix for default output names, so two tasks of one env id do not collide."""
-    return "".join(f"-{k}={v}" for k, v in sorted((env_kwargs or {}).items()))
-
-
-def load_config(argv: Sequence[str] = (), config_dir: Path = CONFIG_DIR) -> DictConfig:
-    """configs/distill.yaml, then the `model` preset (if `model` names one), then the key=value overrides."""
-    base_path = config_dir / "distill.yaml"
-    if not base_path.exists():
-        raise FileNotFoundError(f"{base_path} is missing: londi-distill needs its primary config there")
-    base = OmegaConf.load(base_path)
-    cli = OmegaConf.from_dotlist(list(argv))
-    unknown = [k for k in cli if k not in base]
-    if unknown:
-        raise KeyError(f"unknown londi-distill key(s) {unknown}; valid keys: {sorted(base)} (see {base_path})")
-    name = str(cli.get("model", base.model))
-    preset_path = config_dir / "distill_model" / f"{name}.yaml"
-    if preset_path.exists():
-        preset = OmegaConf.load(preset_path)
-        bad = [k for k in preset if k not in base]
-        if bad:
-            raise KeyError(f"{preset_path}: unknown key(s) {bad}")
-        cfg = OmegaConf.merge(base, preset, cli)
-    elif Path(name).expanduser().is_dir():
-        cfg = OmegaConf.merge(base, cli)
+def env_ids(env: Any) -> list[str]:
+    """`env` as a list of ids (the config takes one id or a list)."""
+    if isinstance(env, (list, tuple, ListConfig)):
+        ids = [str(e) for e in env]
     else:
-        presets = sorted(p.stem for p in (config_dir / "distill_model").glob("*.yaml"))
-        raise FileNotFoundError(f"model={name!r} is neither a preset {presets} nor a saved model directory")
-    if cfg.out is None:
-        cfg.out = f"outputs/distill/{Path(name).name}-{cfg.env}{_kwargs_tag(cfg.env_kwargs)}-s{cfg.seed}"
-    return cfg
+        ids = [str(env)]
+    if not ids:
+        raise ValueError("env must name at least one env id")
+    return ids
+
+
+def env_family(env_id: str) -> str | None:
+    return "babyai_text" if "BabyAI" in env_id else ("scienceworld" if "ScienceWorld" in env_id else None)
+
+
+def short_env(env_id: str) -> str:
+    """"BabyAI-Text-GoToLocal-v0" -> "GoToLocal" (table and progress-bar labels)."""
+    parts = env_id.split("-")
+    return parts[2] if len(parts) >= 4 and parts[1] == "Text" else env_id
 
 
 # ------------------------------------------------------------------------------------------ reproducibility
@@ -95,11 +93,11 @@ def seed_everything(seed: int, threads: int = 1) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- the model
-def build_model(cfg: DictConfig, tokenizer: Any) -> torch.nn.Module:
-    """A causal LM from `cfg.arch` (a transformers config: model_type + sizes); vocab from the tokenizer."""
+def build_model(arch_cfg: Any, tokenizer: Any) -> torch.nn.Module:
+    """A causal LM from `arch_cfg` (a transformers config: model_type + sizes); vocab from the tokenizer."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    arch = OmegaConf.to_container(cfg.arch, resolve=True)
+    arch = OmegaConf.to_container(arch_cfg, resolve=True) if isinstance(arch_cfg, DictConfig) else dict(arch_cfg)
     assert isinstance(arch, dict)
     model_type = arch.pop("model_type", "llama")
     config = AutoConfig.for_model(
@@ -118,50 +116,96 @@ def num_parameters(model: torch.nn.Module) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- the data
-class Encoded:
-    """Demonstrations as token ids, tokenized by the scorer itself (BOS + prompt, then the expert action),
-    so training sees exactly the sequences `ActionScorer` scores at run time."""
+class Sequences:
+    """Demonstrations as token sequences with the expert actions' token spans as labels.
 
-    def __init__(self, demos: Sequence[Demonstration], scorer: ActionScorer):
-        self.prompts: list[list[int]] = [scorer.prompt_ids(d.prompt)[0] for d in demos]
-        self.actions: list[list[int]] = [scorer.candidate_ids(d.action) for d in demos]
+    Each demonstration is tokenized by the scorer itself (prompt, then the expert action), so training
+    sees exactly what `ActionScorer` scores at run time. With `pack`, consecutive steps of one episode
+    whose prompt extends the previous prompt + action (a `history_chunk` window) become one sequence with
+    one label span per step.
+    """
+
+    def __init__(self, demos: Sequence[Demonstration], scorer: ActionScorer, pack: bool = True):
         self.pad_id = scorer.pad_id
+        self.tokens: list[np.ndarray] = []
+        self.spans: list[np.ndarray] = []
+        self.labels = 0
+        cur: list[int] | None = None
+        spans: list[tuple[int, int]] = []
+        key = None
+        for d in demos:
+            p = scorer.prompt_ids(d.prompt)[0]
+            a = scorer.candidate_ids(d.action)
+            k = (d.env, d.source, d.episode)
+            if pack and cur is not None and k == key and len(p) >= len(cur) and p[: len(cur)] == cur:
+                cur = p + a
+                spans.append((len(p), len(p) + len(a)))
+            else:
+                self._flush(cur, spans)
+                cur, spans, key = p + a, [(len(p), len(p) + len(a))], k
+            self.labels += 1
+        self._flush(cur, spans)
+        self.lengths = np.array([len(t) for t in self.tokens], dtype=np.int64)
+
+    def _flush(self, seq: list[int] | None, spans: list[tuple[int, int]]) -> None:
+        if seq is not None:
+            self.tokens.append(np.asarray(seq, dtype=np.int32))
+            self.spans.append(np.asarray(spans, dtype=np.int32))
 
     def __len__(self) -> int:
-        return len(self.prompts)
+        return len(self.tokens)
 
     def batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        """Right-padded input_ids, attention_mask, and labels that are -100 everywhere but the action."""
-        seqs = [self.prompts[i] + self.actions[i] for i in indices]
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(seqs), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, (i, s) in enumerate(zip(indices, seqs, strict=True)):
-            ids[row, : len(s)] = torch.tensor(s)
-            mask[row, : len(s)] = 1
-            start = len(self.prompts[i])
-            labels[row, start : len(s)] = torch.tensor(self.actions[i])
+        """Right-padded input_ids, attention_mask, and labels that are -100 everywhere but the actions."""
+        width = int(max(self.lengths[i] for i in indices))
+        ids = torch.full((len(indices), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(indices), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(indices), width), dtype=torch.long)
+        for row, i in enumerate(indices):
+            seq = torch.from_numpy(self.tokens[i].astype(np.int64))
+            ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
+            for lo, hi in self.spans[i]:
+                labels[row, lo:hi] = seq[lo:hi]
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def batch_indices(n: int, batch_size: int, seed: int, step: int) -> list[int]:
-    """The `step`-th batch of an endless stream of seeded per-epoch permutations of range(n).
+class BatchStream:
+    """An endless stream of batches over seeded per-epoch permutations, bucketed by length.
 
-    A pure function of its arguments, so a resumed run draws exactly the batches the first run would have.
+    Each epoch is cut into groups of `bucket` batches whose members are sorted by length (little padding),
+    and the batches are shuffled. `batch(step)` is a pure function of (lengths, batch_size, seed, step), so
+    a resumed run draws exactly the batches the first run would have.
     """
-    out: list[int] = []
-    pos = step * batch_size
-    while len(out) < batch_size:
-        epoch, offset = divmod(pos, n)
-        perm = np.random.default_rng([seed, epoch]).permutation(n)
-        take = perm[offset : offset + batch_size - len(out)]
-        out.extend(int(i) for i in take)
-        pos += len(take)
-    return out
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, bucket: int = 64):
+        if len(lengths) == 0:
+            raise ValueError("no training sequences: the demonstrations are empty")
+        self.lengths, self.batch_size, self.seed, self.bucket = np.asarray(lengths), int(batch_size), seed, bucket
+        n, span = len(lengths), self.batch_size * bucket
+        self.per_epoch = sum(math.ceil(min(span, n - lo) / self.batch_size) for lo in range(0, n, span))
+        self._epoch: int | None = None
+        self._batches: list[np.ndarray] = []
+
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, epoch])
+        perm = rng.permutation(len(self.lengths))
+        span = self.batch_size * self.bucket
+        batches: list[np.ndarray] = []
+        for lo in range(0, len(perm), span):
+            chunk = perm[lo : lo + span]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            batches.extend(chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def batch(self, step: int) -> list[int]:
+        epoch, k = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            self._epoch, self._batches = epoch, self.epoch_batches(epoch)
+        return [int(i) for i in self._batches[k]]
 
 
-def lr_lambda(total_steps: int, warmup: int, min_ratio: float):
+def lr_lambda(total_steps: int, warmup: int, min_ratio: float) -> Callable[[int], float]:
     """Linear warm-up then cosine decay to `min_ratio` x the peak learning rate."""
 
     def f(step: int) -> float:
@@ -177,21 +221,31 @@ def lr_lambda(total_steps: int, warmup: int, min_ratio: float):
 class CausalLMActor:
     """Greedy policy of a causal LM: the admissible action with the highest summed token log-prob.
 
-    It scores with the hf backend's own `ActionScorer` (sum reduction), so DAgger and the evaluation
-    here measure exactly the policy that `HFPolicy` will run.
+    It scores with the hf backend's own `ActionScorer` (sum reduction) and prompt builder, so DAgger and
+    the evaluation here measure exactly the policy that `HFPolicy` will run.
     """
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Any, history: int = 0, max_prompt_tokens: int = 512):
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, prompt: PromptBuilder | None = None,
+                 max_prompt_tokens: int = 512, history: int = 0):
         self.scorer = ActionScorer(model, tokenizer, reduction="sum", max_prompt_tokens=max_prompt_tokens)
-        self.history = history
+        self.prompt = prompt
+        self.history = history  # used only without `prompt` (the family's builder with this many steps)
+
+    @property
+    def history_needed(self) -> int:
+        return self.prompt.history_needed if self.prompt is not None else self.history
+
+    def build(self, state: TextState) -> str:
+        if self.prompt is not None:
+            return self.prompt.build(state)
+        return get_prompt_builder(state.family, history=self.history).build(state)
 
     def scores(self, state: TextState) -> np.ndarray:
         model = self.scorer.model
         was_training = model.training
         model.eval()
         try:
-            prompt = build_prompt(state, history=self.history)
-            return self.scorer.score([prompt], [state.admissible_actions]).scores[0]
+            return self.scorer.score([self.build(state)], [state.admissible_actions]).scores[0]
         finally:
             model.train(was_training)
 
@@ -200,13 +254,12 @@ class CausalLMActor:
 
 
 # ------------------------------------------------------------------------------------------- the trainer
-def _plain(env_kwargs: Any) -> dict[str, Any]:
-    return dict(OmegaConf.to_container(env_kwargs, resolve=True) if isinstance(env_kwargs, DictConfig)
-                else env_kwargs or {})
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
 
 
-def _make_env_factory(env_id: str, env_kwargs: Any = None):
-    kwargs = _plain(env_kwargs)
+def _make_env_factory(env_id: str, env_kwargs: Any = None) -> Callable[[], Any]:
+    kwargs = dict(_plain(env_kwargs) or {})
 
     def make():
         import envs
@@ -235,48 +288,98 @@ def _adds_bos(scorer: ActionScorer) -> bool:
     return len(scorer.prompt_ids(probe)[0]) > len(scorer.tokenizer(probe, add_special_tokens=False)["input_ids"])
 
 
+def _hardware() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+@dataclass
+class Progress:
+    """Training counters kept in the checkpoint (the learning curve's x axes)."""
+
+    step: int = 0
+    samples: int = 0  # labelled states seen (a packed sequence counts each of its labels)
+    tokens: int = 0  # real (non-pad) tokens processed
+    train_flops: float = 0.0  # 6 x non-embedding params x tokens (forward + backward; attention not counted)
+    train_cpu_seconds: float = 0.0  # process CPU seconds in optimizer steps
+    cpu_seconds: float = 0.0  # process CPU seconds in all (collection, DAgger rollouts, evaluation included)
+    wall_seconds: float = 0.0
+
+
 class Distiller:
     """One distillation run in `cfg.out`: collect -> train -> (DAgger collect -> train) x rounds -> save.
 
     Every round's data is written to out/data/round{r}.jsonl before training on it, and the model,
-    optimizer and schedule to out/checkpoint.pt every `checkpoint_every` steps, so `run()` on the same
-    config continues where a previous run stopped and ends with the same weights.
+    optimizer, schedule and counters to out/checkpoint.pt every `checkpoint_every` steps, so `run()` on
+    the same config continues where a previous run stopped and ends with the same weights.
     """
 
     def __init__(self, cfg: DictConfig, command: str = ""):
         self.cfg = cfg
         self.command = command
         self.out = Path(cfg.out)
-        self.make_env = _make_env_factory(cfg.env, cfg.env_kwargs)
+        self.envs = env_ids(cfg.envs)
+        self.eval_envs = env_ids(cfg.eval_envs) if cfg.get("eval_envs") else list(self.envs)
         self.summary: dict[str, Any] = {}
+        self.progress = Progress()
+        self.last_eval: dict[str, float] = {}
+
+    def make_env(self, env_id: str | None = None) -> Any:
+        return _make_env_factory(env_id or self.envs[0], self.cfg.env_kwargs)()
 
     # -- pieces -------------------------------------------------------------------------------------------
     def _round_steps(self) -> list[int]:
         return [int(self.cfg.steps)] + [int(self.cfg.dagger_steps)] * int(self.cfg.dagger_rounds)
 
-    def _collect_round(self, r: int, actor: CausalLMActor | None) -> list[Demonstration]:
+    def prompt_builder(self, tokenizer: Any | None) -> PromptBuilder:
+        """The builder `HFPolicy` will use for this model (history window, token budget, token counter)."""
+        family = env_family(self.envs[0]) or "generic"
+        if tokenizer is not None:
+            def count(text: str) -> int:
+                return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        else:  # the word tokenizer built later makes exactly one token per word or punctuation mark
+            def count(text: str) -> int:
+                return len(split_words(text))
+        return get_prompt_builder(family, history=int(self.cfg.history), history_chunk=int(self.cfg.history_chunk),
+                                  max_tokens=int(self.cfg.max_prompt_tokens), count_tokens=count)
+
+    def _collect_round(self, r: int, actor: CausalLMActor | None, prompt: PromptBuilder) -> list[Demonstration]:
         path = self.out / "data" / f"round{r}.jsonl"
         if path.exists():
             return _load_demos(path)
         cfg, seed = self.cfg, int(self.cfg.seed) * 1_000_003
         t0 = time.perf_counter()
-        if r == 0:
-            n_noisy = int(round(cfg.episodes * cfg.noisy_fraction))
-            clean, s1 = collect(self.make_env, cfg.episodes - n_noisy, seed=seed, history=cfg.history,
-                                source="expert", progress=cfg.progress)
-            noisy, s2 = collect(self.make_env, n_noisy, seed=seed + 500_000, noise=cfg.noise, history=cfg.history,
-                                source="noisy", progress=cfg.progress)
-            demos, stats = clean + noisy, {"expert": s1.as_dict(), "noisy": s2.as_dict()}
-        else:
-            assert actor is not None
-            beta = float(cfg.dagger_beta) ** r
-            demos, s = collect(self.make_env, cfg.dagger_episodes, seed=seed + 1_000_000 * (r + 1), learner=actor,
-                               beta=beta, history=cfg.history, source=f"dagger{r}", progress=cfg.progress)
-            stats = {f"dagger{r}": {**s.as_dict(), "beta": beta}}
+        demos: list[Demonstration] = []
+        stats: dict[str, Any] = {}
+        for env_id in self.envs:
+            make = _make_env_factory(env_id, cfg.env_kwargs)
+            tag = short_env(env_id)
+            if r == 0:
+                n_noisy = int(round(cfg.episodes * cfg.noisy_fraction))
+                clean, s1 = collect(make, cfg.episodes - n_noisy, seed=seed, prompt=prompt, source="expert",
+                                    env_id=env_id, progress=cfg.progress)
+                noisy, s2 = collect(make, n_noisy, seed=seed + 500_000, noise=cfg.noise, prompt=prompt,
+                                    source="noisy", env_id=env_id, progress=cfg.progress)
+                demos += clean + noisy
+                stats[f"{tag}/expert"], stats[f"{tag}/noisy"] = s1.as_dict(), s2.as_dict()
+            else:
+                assert actor is not None
+                beta = float(cfg.dagger_beta) ** r
+                d, s = collect(make, cfg.dagger_episodes, seed=seed + 1_000_000 * (r + 1), learner=actor, beta=beta,
+                               prompt=prompt, source=f"dagger{r}", env_id=env_id, progress=cfg.progress)
+                demos += d
+                stats[f"{tag}/dagger{r}"] = {**s.as_dict(), "beta": beta}
         path.parent.mkdir(parents=True, exist_ok=True)
         _save_demos(path, demos)
         self.summary.setdefault("collection", {}).update(stats)
-        log.info("round %d: %d labelled states in %.1fs %s", r, len(demos), time.perf_counter() - t0, stats)
+        log.info("round %d: %d labelled states in %.1fs", r, len(demos), time.perf_counter() - t0)
         return demos
 
     def _tokenizer(self, demos: Sequence[Demonstration]) -> Any:
@@ -293,8 +396,12 @@ class Distiller:
         return AutoTokenizer.from_pretrained(tok_dir)
 
     def _init_path(self) -> Path | None:
-        p = Path(str(self.cfg.model)).expanduser()
-        return p if p.is_dir() else None
+        if not self.cfg.get("init_from"):
+            return None
+        p = Path(str(self.cfg.init_from)).expanduser()
+        if not p.is_dir():
+            raise FileNotFoundError(f"init_from={p} is not a directory; point it at a saved model (config.json + weights)")
+        return p
 
     def _model(self, tokenizer: Any) -> torch.nn.Module:
         from transformers import AutoModelForCausalLM
@@ -302,96 +409,183 @@ class Distiller:
         init = self._init_path()
         if init is not None:
             return AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
-        return build_model(self.cfg, tokenizer)
+        if not self.cfg.arch:
+            raise ValueError("no model: set `arch` (choose a distill_model preset) or `init_from`")
+        return build_model(self.cfg.arch, tokenizer)
 
-    def evaluate(self, actor: CausalLMActor, episodes: int) -> CollectionStats:
-        return evaluate(self.make_env, actor, episodes, seed=int(self.cfg.eval_seed), history=int(self.cfg.history),
-                        progress=bool(self.cfg.progress))
+    def evaluate(self, actor: CausalLMActor, episodes: int) -> dict[str, float]:
+        """Greedy success of the learner per eval env (seeds eval_seed..), as {env id: rate}."""
+        out = {}
+        for env_id in self.eval_envs:
+            s = evaluate(_make_env_factory(env_id, self.cfg.env_kwargs), actor, episodes, seed=int(self.cfg.eval_seed),
+                         history=actor.history_needed, progress=False)
+            out[env_id] = s.success_rate
+        return out
+
+    def _check_config(self) -> None:
+        """Refuse to resume an out dir that holds a run of another config (data and weights would mix)."""
+        path = self.out / "config.yaml"
+        mine = {k: v for k, v in _plain(self.cfg).items() if k not in RESUMABLE_KEYS}
+        if path.exists():
+            theirs = {k: v for k, v in (OmegaConf.to_container(OmegaConf.load(path)) or {}).items()
+                      if k not in RESUMABLE_KEYS}
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            if diff:
+                raise ValueError(
+                    f"{self.out} holds a distillation run with other settings ({', '.join(diff)}); "
+                    "rerun with the same settings to resume it, or choose another out=")
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.yaml").write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
 
     # -- the run ------------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
         seed_everything(int(cfg.seed), int(cfg.threads))
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+        self._check_config()
         round_steps = self._round_steps()
         total = sum(round_steps)
+        init_tok = None
+        if self._init_path() is not None:
+            from transformers import AutoTokenizer
 
-        demos = self._collect_round(0, None)
+            init_tok = AutoTokenizer.from_pretrained(self._init_path())
+        prompt = self.prompt_builder(init_tok)
+        t_wall, t_cpu = time.perf_counter(), time.process_time()
+
+        demos = self._collect_round(0, None, prompt)
         tokenizer = self._tokenizer(demos)
         model = self._model(tokenizer)
         model.train()
+        from londi.lm.hf import compute_parameters
+
+        n_dense = sum(compute_parameters(model))
         opt = torch.optim.AdamW(model.parameters(), lr=float(cfg.lr), weight_decay=float(cfg.weight_decay),
                                 betas=(0.9, 0.98))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total, int(cfg.warmup_steps), float(cfg.min_lr_ratio)))
-        step = 0
         ckpt_path = self.out / CHECKPOINT
         if ckpt_path.exists():
-            ckpt = torch.load(ckpt_path, weights_only=False)
+            ckpt = torch.load(ckpt_path, weights_only=True)
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
             sched.load_state_dict(ckpt["scheduler"])
-            step = int(ckpt["step"])
-            self.summary = ckpt.get("summary", {})
-            log.info("resumed from %s at step %d/%d", ckpt_path, step, total)
-        actor = CausalLMActor(model, tokenizer, int(cfg.history), int(cfg.max_prompt_tokens))
+            self.progress = Progress(**ckpt["progress"])
+            self.summary = json.loads(ckpt["summary"])
+            self.last_eval = json.loads(ckpt.get("last_eval", "{}"))
+            log.info("resumed from %s at step %d/%d", ckpt_path, self.progress.step, total)
+            print(f"londi-distill: resumed from step {self.progress.step}/{total} ({ckpt_path})")
+        self._trim_curve(self.progress.step)
+        actor = CausalLMActor(model, tokenizer, prompt, int(cfg.max_prompt_tokens))
         self.summary["parameters"] = num_parameters(model)
+        self.summary["dense_parameters"] = n_dense
+        p = self.progress
+
+        def tick() -> None:
+            nonlocal t_wall, t_cpu
+            now_wall, now_cpu = time.perf_counter(), time.process_time()
+            p.wall_seconds += now_wall - t_wall
+            p.cpu_seconds += now_cpu - t_cpu
+            t_wall, t_cpu = now_wall, now_cpu
 
         def checkpoint() -> None:
+            tick()
             tmp = ckpt_path.with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "step": step, "summary": self.summary}, tmp)
+                        "progress": p.__dict__, "summary": json.dumps(self.summary, default=float),
+                        "last_eval": json.dumps(self.last_eval)}, tmp)
             tmp.replace(ckpt_path)
 
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, initial=step, desc="distill", unit="step", disable=not cfg.progress)
+        bar = tqdm(total=total, initial=p.step, desc="distill", unit="step", disable=not cfg.progress,
+                   dynamic_ncols=True)
+
+        def postfix(r: int, loss: float | None = None) -> None:
+            fields: dict[str, Any] = {"round": r}
+            if loss is not None:
+                fields["loss"] = f"{loss:.3f}"
+            fields.update({short_env(k): f"{v:.2f}" for k, v in self.last_eval.items()})
+            bar.set_postfix(fields, refresh=False)
+
+        def evaluate_now(r: int) -> None:
+            tick()
+            self.last_eval = self.evaluate(actor, int(cfg.eval_episodes_round))
+            tick()
+            row = {"round": r, **p.__dict__, "success": self.last_eval}
+            with (self.out / CURVE).open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            log.info("step %d: %s", p.step, {short_env(k): round(v, 3) for k, v in self.last_eval.items()})
+
         round_start = 0
         all_demos: list[Demonstration] = []
+        eval_every = int(cfg.eval_every)
+        stop_at = int(cfg.stop_at) if cfg.stop_at is not None else None
         for r, n_steps in enumerate(round_steps):
             round_end = round_start + n_steps
-            all_demos = all_demos + (demos if r == 0 else self._collect_round(r, actor))
-            if step >= round_end:  # finished before a resume
+            all_demos = all_demos + (demos if r == 0 else self._collect_round(r, actor, prompt))
+            if p.step >= round_end:  # finished before a resume
                 round_start = round_end
                 continue
-            data = Encoded(all_demos, actor.scorer)
+            data = Sequences(all_demos, actor.scorer, pack=bool(cfg.pack))
+            stream = BatchStream(data.lengths, int(cfg.batch_size), int(cfg.seed) * 100 + r)
+            log.info("round %d: %d labelled states in %d sequences (%.0f tokens each on average)", r, data.labels,
+                     len(data), float(data.lengths.mean()))
+            postfix(r)
             t0, losses = time.perf_counter(), []
-            stop_at = int(cfg.stop_at) if cfg.stop_at is not None else None
-            while step < round_end:
-                if stop_at is not None and step >= stop_at:
+            while p.step < round_end:
+                if stop_at is not None and p.step >= stop_at:
                     checkpoint()
                     bar.close()
-                    log.info("stopped at step %d (stop_at); rerun without stop_at to resume", step)
-                    return {"stopped_at": step, **self.summary}
-                batch = data.batch(batch_indices(len(data), int(cfg.batch_size), int(cfg.seed) * 100 + r,
-                                                 step - round_start))
-                loss = model(**batch).loss
+                    log.info("stopped at step %d (stop_at); rerun without stop_at to resume", p.step)
+                    return {"stopped_at": p.step, **self.summary}
+                idx = stream.batch(p.step - round_start)
+                batch = data.batch(idx)
+                c0 = time.process_time()
+                # Right padding after every real token: causal attention needs no mask, and SDPA runs faster without.
+                loss = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg.grad_clip))
                 opt.step()
                 sched.step()
-                step += 1
+                p.train_cpu_seconds += time.process_time() - c0
+                n_tok = int(batch["attention_mask"].sum())
+                p.step += 1
+                p.tokens += n_tok
+                p.samples += int(sum(len(data.spans[i]) for i in idx))
+                p.train_flops += 6.0 * n_dense * n_tok
                 losses.append(float(loss.detach()))
                 bar.update(1)
-                if step % 20 == 0:
-                    bar.set_postfix(round=r, loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
-                if step % int(cfg.checkpoint_every) == 0 or step == round_end:
+                if p.step % 10 == 0:
+                    postfix(r, float(np.mean(losses[-50:])))
+                if eval_every > 0 and p.step % eval_every == 0 and p.step != round_end:
+                    evaluate_now(r)
+                    postfix(r, float(np.mean(losses[-50:])))
+                if p.step % int(cfg.checkpoint_every) == 0 or p.step == round_end:
                     checkpoint()
             self.summary.setdefault("rounds", {})[str(r)] = {
-                "samples": len(data), "steps": n_steps, "train_seconds": time.perf_counter() - t0,
+                "samples": data.labels, "sequences": len(data), "steps": n_steps,
+                "train_seconds": time.perf_counter() - t0,
                 "first_loss": float(np.mean(losses[:10])) if losses else None,
                 "final_loss": float(np.mean(losses[-10:])) if losses else None,
             }
-            if cfg.eval_each_round and cfg.eval_episodes_round > 0:
-                s = self.evaluate(actor, int(cfg.eval_episodes_round))
-                self.summary["rounds"][str(r)]["eval_success"] = s.success_rate
-                log.info("round %d: success %.2f over %d episodes", r, s.success_rate, s.episodes)
+            if int(cfg.eval_episodes_round) > 0:
+                evaluate_now(r)
+                self.summary["rounds"][str(r)]["eval_success"] = dict(self.last_eval)
+                postfix(r, float(np.mean(losses[-50:])) if losses else None)
             checkpoint()
             round_start = round_end
         bar.close()
+        tick()
+        self.summary["training"] = {**p.__dict__, "hardware": _hardware(), "threads": int(cfg.threads)}
         return self.finish(model, tokenizer, actor)
+
+    def _trim_curve(self, step: int) -> None:
+        """Drop learning-curve rows written after the checkpoint a resumed run starts from."""
+        path = self.out / CURVE
+        if path.exists():
+            rows = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+            path.write_text("".join(ln + "\n" for ln in rows))
 
     def finish(self, model: torch.nn.Module, tokenizer: Any, actor: CausalLMActor) -> dict[str, Any]:
         """Save out/model (safetensors + tokenizer + prompt settings), then measure it as `HFPolicy` runs it."""
@@ -400,26 +594,30 @@ class Distiller:
         model.save_pretrained(model_dir, safe_serialization=True)
         tokenizer.save_pretrained(model_dir)
         meta = {
-            "env": cfg.env,
-            "env_kwargs": _plain(cfg.env_kwargs),
-            "prompt": {"family": "babyai_text" if "BabyAI" in cfg.env else None, "history": int(cfg.history),
-                       "max_prompt_tokens": int(cfg.max_prompt_tokens), "add_bos": _adds_bos(actor.scorer)},
+            "env": self.envs,
+            "env_kwargs": _plain(cfg.env_kwargs) or {},
+            "prompt": {"family": env_family(self.envs[0]), "history": int(cfg.history),
+                       "history_chunk": int(cfg.history_chunk), "max_prompt_tokens": int(cfg.max_prompt_tokens),
+                       "add_bos": _adds_bos(actor.scorer)},
             "scoring": "sum",
             "command": self.command,
-            "arch": OmegaConf.to_container(cfg.arch, resolve=True),
+            "arch": _plain(cfg.arch) or {},
+            "recipe": {k: _plain(cfg[k]) for k in ("episodes", "noisy_fraction", "noise", "dagger_rounds",
+                                                    "dagger_episodes", "dagger_beta", "steps", "dagger_steps",
+                                                    "batch_size", "lr", "min_lr_ratio", "warmup_steps", "pack")},
             **self.summary,
         }
         (model_dir / LONDI_META).write_text(json.dumps(meta, indent=2, default=float))
         if cfg.eval_episodes > 0:
-            meta = evaluate_model_dir(model_dir, cfg.env, int(cfg.eval_episodes), int(cfg.eval_seed),
+            meta = evaluate_model_dir(model_dir, self.eval_envs, int(cfg.eval_episodes), int(cfg.eval_seed),
                                       progress=bool(cfg.progress), env_kwargs=cfg.env_kwargs)
         (self.out / "summary.json").write_text(json.dumps(meta, indent=2, default=float))
         return meta
 
 
-def evaluate_model_dir(model_dir: str | Path, env_id: str, episodes: int = 100, seed: int = 424242,
+def evaluate_model_dir(model_dir: str | Path, env_id: str | Iterable[str], episodes: int = 100, seed: int = 424242,
                        progress: bool = False, env_kwargs: Any = None) -> dict[str, Any]:
-    """Greedy success and compute of a saved model run by `HFPolicy` (the project's hf backend).
+    """Greedy success per env and compute per call of a saved model run by `HFPolicy` (1 torch thread).
 
     Writes the result into the directory's londi_distill.json (key "eval") and regenerates MODEL_CARD.md.
     Returns the updated metadata.
@@ -429,31 +627,45 @@ def evaluate_model_dir(model_dir: str | Path, env_id: str, episodes: int = 100, 
     model_dir = Path(model_dir)
     meta_path = model_dir / LONDI_META
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    policy = HFPolicy(name="distilled", path=str(model_dir))
-    stats = evaluate(_make_env_factory(env_id, env_kwargs), lambda s: policy.act_one(s).index, episodes, seed=seed,
-                     history=int(policy.history or 0), progress=progress)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        policy = HFPolicy(name="distilled", path=str(model_dir))
+        levels = {}
+        for env in env_ids(list(env_id) if not isinstance(env_id, str) else env_id):
+            stats: CollectionStats = evaluate(_make_env_factory(env, env_kwargs), lambda s: policy.act_one(s).index,
+                                              episodes, seed=seed, history=policy.history_needed, progress=progress)
+            levels[env] = {"success_rate": stats.success_rate, "mean_return": stats.as_dict()["mean_return"],
+                           "episodes": stats.episodes}
+    finally:
+        torch.set_num_threads(threads)
     usage = policy.meter.total()
     calls = max(usage.calls, 1)
     meta["eval"] = {
-        "env": env_id, "env_kwargs": _plain(env_kwargs), "episodes": stats.episodes, "seed": seed, "policy": "HFPolicy(score=sum, greedy)",
-        "success_rate": stats.success_rate, "mean_return": stats.as_dict()["mean_return"],
-        "calls": usage.calls, "flops_per_step": usage.flops / calls, "prompt_tokens_per_step": usage.prompt_tokens / calls,
-        "candidate_tokens_per_step": usage.completion_tokens / calls,
-        "cpu_seconds_per_step": usage.device_seconds / calls, "parameters": policy.num_parameters,
+        "episodes": episodes, "seed": seed, "env_kwargs": _plain(env_kwargs) or {},
+        "policy": "HFPolicy(score=sum, greedy), 1 torch thread", "levels": levels,
+        "calls": usage.calls, "flops_per_call": usage.flops / calls, "prompt_tokens_per_call": usage.prompt_tokens / calls,
+        "candidate_tokens_per_call": usage.completion_tokens / calls,
+        "cpu_seconds_per_call": usage.device_seconds / calls, "parameters": policy.num_parameters,
+        "hardware": _hardware(),
     }
     meta_path.write_text(json.dumps(meta, indent=2, default=float))
     write_model_card(model_dir, meta)
     return meta
 
 
-def write_model_card(model_dir: str | Path, meta: dict[str, Any]) -> Path:
-    """MODEL_CARD.md from the run's metadata: command, data, parameters, measured success and FLOPs."""
+def write_model_card(model_dir: str | Path, meta: Mapping[str, Any]) -> Path:
+    """MODEL_CARD.md from the run's metadata: command, data, training, measured success and compute."""
     ev = meta.get("eval", {})
     arch = meta.get("arch", {})
     rounds = meta.get("rounds", {})
     coll = meta.get("collection", {})
+    prompt = meta.get("prompt", {})
+    train = meta.get("training", {})
+    envs = meta.get("env", [])
+    envs = [envs] if isinstance(envs, str) else list(envs)
     lines = [
-        f"# {Path(model_dir).name}: a behaviour-cloned policy for {meta.get('env', '?')}"
+        f"# {Path(model_dir).name}: a behaviour-cloned policy for {', '.join(short_env(e) for e in envs) or '?'}"
         + "".join(f" {k}={v}" for k, v in meta.get("env_kwargs", {}).items()),
         "",
         "Made by `londi-distill` (londi/lm/distill.py); every number below was measured by that command.",
@@ -462,68 +674,106 @@ def write_model_card(model_dir: str | Path, meta: dict[str, Any]) -> Path:
         "```",
         meta.get("command", "?"),
         "```",
-        "Deterministic given the seed on one CPU thread; the output directory's `model/` is this directory.",
+        "Deterministic given the seed on one CPU thread; the output directory's `model/` is this directory. "
+        "Rerunning the command after an interruption resumes from its last checkpoint.",
         "",
         "## Model",
         f"- transformers causal LM, {ev.get('parameters', meta.get('parameters', '?'))} parameters; "
         f"config: `{json.dumps(arch)}`",
         "- word-level tokenizer built from the env's text (londi/lm/tokenization.py), "
-        f"{'a BOS token before' if meta.get('prompt', {}).get('add_bos') else 'no special tokens around'} the prompt",
-        f"- prompt: {meta.get('prompt', {}).get('family')} builder (londi/lm/prompts.py) with "
-        f"history={meta.get('prompt', {}).get('history')} past steps; action = the admissible action with the highest "
-        "sum of token log-probs after the prompt (`HFPolicy`, score=sum); the settings are in londi_distill.json, "
-        "which HFPolicy reads.",
-        "",
-        "## Data and training",
+        f"{'a BOS token before' if prompt.get('add_bos') else 'no special tokens around'} the prompt",
+        f"- prompt: the {prompt.get('family')} builder (londi/lm/prompts.py) with history={prompt.get('history')} "
+        f"past steps, history_chunk={prompt.get('history_chunk', 1)} (so {prompt.get('history')} to "
+        f"{(prompt.get('history') or 0) + prompt.get('history_chunk', 1) - 1} past steps are shown), at most "
+        f"{prompt.get('max_prompt_tokens')} tokens; action = the admissible action with the highest sum of token "
+        "log-probs after the prompt (`HFPolicy`, score=sum). The settings are in londi_distill.json, which "
+        "HFPolicy reads.",
     ]
+    if meta.get("why"):
+        lines += ["", "## Why this size", meta["why"]]
+    lines += ["", "## Data and training"]
     for k, v in coll.items():
         lines.append(f"- {k}: {v.get('episodes')} episodes, {v.get('steps')} labelled states"
                      + (f", beta={v['beta']:.2f}" if "beta" in v else "")
                      + f" (executed-trajectory success {v.get('success_rate', 0):.2f})")
     for r, v in rounds.items():
         es = v.get("eval_success")
-        lines.append(f"- round {r}: {v.get('steps')} steps on {v.get('samples')} states, "
-                     f"loss {v.get('first_loss') or float('nan'):.3f} -> {v.get('final_loss') or float('nan'):.3f}, "
-                     f"{v.get('train_seconds', 0):.0f} s" + (f", success {es:.2f} (quick check)" if es is not None else ""))
+        es_txt = ""
+        if isinstance(es, Mapping):
+            es_txt = ", quick check " + ", ".join(f"{short_env(k)} {x:.2f}" for k, x in es.items())
+        lines.append(f"- round {r}: {v.get('steps')} optimizer steps on {v.get('samples')} states "
+                     f"({v.get('sequences', '?')} sequences), loss {v.get('first_loss') or float('nan'):.3f} -> "
+                     f"{v.get('final_loss') or float('nan'):.3f}, {v.get('train_seconds', 0):.0f} s{es_txt}")
+    if train:
+        lines.append(f"- in all: {train.get('step')} optimizer steps, {train.get('samples')} labelled states seen, "
+                     f"{train.get('train_flops', 0):.3g} training FLOPs (6 x dense params x tokens), "
+                     f"{train.get('wall_seconds', 0) / 3600:.2f} h wall, {train.get('cpu_seconds', 0) / 3600:.2f} CPU-hours "
+                     f"on {train.get('hardware', '?')} at {train.get('threads', 1)} torch thread(s); no GPU")
     if ev:
+        levels = ev.get("levels", {})
         lines += [
             "",
             "## Measured",
-            f"- success {ev['success_rate']:.2f} over {ev['episodes']} episodes of {ev['env']} "
-            f"(reset seeds {ev['seed']}..{ev['seed'] + ev['episodes'] - 1}, {ev.get('policy', '')})",
-            f"- per step: {ev['flops_per_step']:.3g} FLOPs (HFPolicy's formula), {ev['prompt_tokens_per_step']:.1f} "
-            f"prompt + {ev['candidate_tokens_per_step']:.1f} candidate tokens, {1000 * ev['cpu_seconds_per_step']:.2f} "
-            "CPU-ms (shared machine)",
+            f"Greedy success over {ev['episodes']} episodes per level (reset seeds {ev['seed']}..{ev['seed'] + ev['episodes'] - 1}, "
+            f"disjoint from the training seeds), {ev.get('policy', '')}:",
+            "",
+            "| level | success |",
+            "|---|---|",
+            *[f"| {short_env(k)} | {v['success_rate']:.2f} |" for k, v in levels.items()],
+            "",
+            f"Per call (one state): {ev['flops_per_call']:.3g} FLOPs (HFPolicy's formula), "
+            f"{ev['prompt_tokens_per_call']:.1f} prompt + {ev['candidate_tokens_per_call']:.1f} candidate tokens, "
+            f"{1000 * ev['cpu_seconds_per_call']:.2f} CPU-ms at 1 torch thread on {ev.get('hardware', '?')}; "
+            "no GPU was used (GPU seconds: not measured).",
         ]
     path = Path(model_dir) / "MODEL_CARD.md"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Entry point of `londi-distill KEY=VALUE ...` (see the module docstring)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def run_config(cfg: DictConfig, command: str = "") -> dict[str, Any]:
+    """Distil (or, with `evaluate_only`, measure) as the config says; the Python entry of `londi-distill`."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = list(sys.argv[1:] if argv is None else argv)
-    cfg = load_config(args)
     if cfg.evaluate_only:
-        meta = evaluate_model_dir(cfg.evaluate_only, cfg.env, int(cfg.eval_episodes), int(cfg.eval_seed),
+        path = Path(str(cfg.evaluate_only)).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(f"evaluate_only={path} is not a model directory")
+        envs = env_ids(cfg.eval_envs) if cfg.get("eval_envs") else env_ids(cfg.envs)
+        meta = evaluate_model_dir(path, envs, int(cfg.eval_episodes), int(cfg.eval_seed),
                                   progress=bool(cfg.progress), env_kwargs=cfg.env_kwargs)
-        ev = meta["eval"]
-        print(f"{cfg.evaluate_only}: success {ev['success_rate']:.2f} over {ev['episodes']} episodes of {cfg.env}, "
-              f"{ev['flops_per_step']:.3g} FLOPs/step")
+        for env, v in meta["eval"]["levels"].items():
+            print(f"{path}: success {v['success_rate']:.2f} over {v['episodes']} episodes of {env}")
+        print(f"{path}: {meta['eval']['flops_per_call']:.3g} FLOPs and "
+              f"{1000 * meta['eval']['cpu_seconds_per_call']:.2f} CPU-ms per call")
         return meta
-    meta = Distiller(cfg, command=" ".join(["londi-distill", *args])).run()
-    ev = meta.get("eval")
-    if ev:
-        print(f"{cfg.out}/{MODEL_DIR}: {meta['parameters']} parameters, success {ev['success_rate']:.2f} "
-              f"over {ev['episodes']} episodes of {cfg.env}")
+    meta = Distiller(cfg, command=command).run()
+    for env, v in meta.get("eval", {}).get("levels", {}).items():
+        print(f"{cfg.out}/{MODEL_DIR}: {meta['parameters']} parameters, success {v['success_rate']:.2f} "
+              f"over {v['episodes']} episodes of {env}")
     return meta
 
 
+def command_line() -> str:
+    """The command as typed, for the model card's rebuild line."""
+    return " ".join(["londi-distill", *sys.argv[1:]])
+
+
+def _hydra_main() -> Callable[[], Any]:
+    import hydra
+
+    import londi.config  # noqa: F401 - registers the schemas
+    from londi.paths import CONFIG_DIR
+
+    @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="distill")
+    def app(cfg: DictConfig) -> None:
+        run_config(cfg, command=command_line())
+
+    return app
+
+
 def cli() -> None:
-    """Console script `londi-distill`: exit status 0 on success (main's summary dict is not an exit code)."""
-    main()
+    """Console script `londi-distill` (a Hydra app: --help, --cfg job, overrides)."""
+    _hydra_main()()
 
 
 if __name__ == "__main__":

@@ -164,6 +164,8 @@ class HFPolicy(LMPolicy):
             from the left.
         score: "sum" or "mean" (length-normalised) candidate log-probs. mode: "score" or "generate".
         history: past steps in the prompt (None: the prompt builder's / distilled model's default).
+        history_chunk: steps the history window moves at once (None: the distilled model's, else 1; see
+            `londi.lm.prompts.PromptBuilder`).
         temperature, greedy: greedy picks the argmax (score) or decodes greedily (generate); otherwise
             samples from softmax(scores / temperature) or with that sampling temperature.
         max_new_tokens: generation length in `generate` mode.
@@ -181,6 +183,7 @@ class HFPolicy(LMPolicy):
         score: str | None = None,
         mode: str = "score",
         history: int | None = None,
+        history_chunk: int | None = None,
         temperature: float = 1.0,
         greedy: bool = True,
         max_new_tokens: int = 16,
@@ -216,6 +219,7 @@ class HFPolicy(LMPolicy):
         self.path = str(path) if path is not None else None
         self.mode = mode
         self.history = history if history is not None else prompt_meta.get("history")
+        self.history_chunk = int(history_chunk if history_chunk is not None else prompt_meta.get("history_chunk", 1))
         self.max_prompt_tokens = max_prompt_tokens if max_prompt_tokens is not None else prompt_meta.get("max_prompt_tokens")
         self.temperature = float(temperature)
         self.greedy = bool(greedy)
@@ -246,15 +250,28 @@ class HFPolicy(LMPolicy):
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def prompt(self, state: TextState) -> str:
-        """The exact prompt this policy shows the model for `state` (history trimmed to the budget)."""
-        builder = self._builders.get(state.family)
+    def builder(self, family: str) -> PromptBuilder:
+        """The prompt builder this policy uses for states of `family` (made once per family)."""
+        builder = self._builders.get(family)
         if builder is None:
-            kwargs: dict[str, Any] = {"max_tokens": self.max_prompt_tokens, "count_tokens": self.count_tokens}
+            kwargs: dict[str, Any] = {"max_tokens": self.max_prompt_tokens, "count_tokens": self.count_tokens,
+                                      "history_chunk": self.history_chunk}
             if self.history is not None:
                 kwargs["history"] = int(self.history)
-            builder = self._builders[state.family] = get_prompt_builder(state.family, **kwargs)
-        return builder.build(state)
+            builder = self._builders[family] = get_prompt_builder(family, **kwargs)
+        return builder
+
+    @property
+    def history_needed(self) -> int:
+        if self.history is None:  # the family builder's default; the largest of the registered ones
+            from londi.lm.prompts import prompt_families
+
+            return max(self.builder(f).history_needed for f in prompt_families())
+        return int(self.history) + self.history_chunk - 1 if int(self.history) > 0 else 0
+
+    def prompt(self, state: TextState) -> str:
+        """The exact prompt this policy shows the model for `state` (history trimmed to the budget)."""
+        return self.builder(state.family).build(state)
 
     def flops(self, prompt_tokens: int, completion_tokens: int, attention_context: int) -> float:
         """The module-doc formula for one batch."""

@@ -107,13 +107,24 @@ class OpenAIPolicy(LMPolicy):
                 f"endpoint={self.endpoint!r}, api_key_env={self.api_key_env!r})")
 
     # ---- prompt and request -------------------------------------------------------------------------
-    def prompt(self, state: TextState) -> str:
-        """The environment prompt plus the list of possible actions to copy from."""
-        builder = self._builders.get(state.family)
+    def _builder(self, family: str) -> PromptBuilder:
+        builder = self._builders.get(family)
         if builder is None:
             kw = {"history": int(self.history)} if self.history is not None else {}
-            builder = self._builders[state.family] = get_prompt_builder(state.family, **kw)
-        text = builder.build(state)
+            builder = self._builders[family] = get_prompt_builder(family, **kw)
+        return builder
+
+    @property
+    def history_needed(self) -> int:
+        if self.history is None:
+            from londi.lm.prompts import prompt_families
+
+            return max(self._builder(f).history_needed for f in prompt_families())
+        return int(self.history)
+
+    def prompt(self, state: TextState) -> str:
+        """The environment prompt plus the list of possible actions to copy from."""
+        text = self._builder(state.family).build(state)
         return f"{text}\n\nPossible actions: {'; '.join(state.admissible_actions)}\nNext action:"
 
     def _payload(self, prompt: str) -> dict[str, Any]:

@@ -85,6 +85,11 @@ class LMPolicy(abc.ABC):
         """Parameter count used for FLOPs; 0 for policies that run no model."""
         return 0
 
+    @property
+    def history_needed(self) -> int:
+        """Past steps a state must carry for this policy's prompt (the env keeps at least this many)."""
+        return 0
+
     def seed(self, seed: int | None) -> None:  # noqa: B027 - optional hook
         """Reseed any internal randomness (random and sampling backends)."""
 

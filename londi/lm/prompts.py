@@ -28,23 +28,51 @@ def count_words(text: str) -> int:
 class PromptBuilder(abc.ABC):
     """Formats a state (plus its recent history) as one prompt string that ends where the action goes.
 
-    `history`: how many past (observation, action) steps to show at most. `max_tokens`: drop the oldest
-    shown steps until `count_tokens(prompt) <= max_tokens` (the current observation is always kept, even
-    if it alone is longer; the backend then truncates).
+    `history`: how many past (observation, action) steps to show. `history_chunk` (C): with C = 1 the
+    window slides by one step per step (the last `history` steps); with C > 1 it moves C steps at a time,
+    so a prompt shows between `history` and `history + C - 1` past steps and the prompts of C consecutive
+    steps extend one another (one training sequence can then teach all C; see `londi.lm.distill`).
+    `max_tokens`: drop the oldest shown steps until `count_tokens(prompt) <= max_tokens` (the current
+    observation is always kept, even if it alone is longer; the backend then truncates).
     """
 
     family: str = ""
 
-    def __init__(self, history: int = 2, max_tokens: int | None = None, count_tokens: TokenCounter | None = None):
+    def __init__(self, history: int = 2, max_tokens: int | None = None, count_tokens: TokenCounter | None = None,
+                 history_chunk: int = 1):
         if history < 0:
             raise ValueError(f"history must be >= 0 (number of past steps in the prompt), got {history}")
+        if history_chunk < 1:
+            raise ValueError(f"history_chunk must be >= 1 (steps the history window moves at once), got {history_chunk}")
         self.history = history
+        self.history_chunk = history_chunk
         self.max_tokens = max_tokens
         self.count_tokens = count_tokens or count_words
 
-    def build(self, state: TextState, history: int | None = None) -> str:
-        """The prompt for `state`, with at most `history` (default: the builder's) past steps that fit."""
+    @property
+    def history_needed(self) -> int:
+        """Past steps a state must carry for this builder (what an `EpisodeHistory` must keep)."""
+        return self.history + self.history_chunk - 1 if self.history > 0 else 0
+
+    def steps_shown(self, state: TextState, history: int | None = None) -> int:
+        """How many past steps the prompt of `state` shows (before `max_tokens` drops any)."""
         n = self.history if history is None else history
+        t = max(state.step, len(state.history))  # states built by hand may carry history without a step count
+        if n <= 0:
+            return 0
+        shown = t if t <= n else n + (t - n) % self.history_chunk
+        if shown > len(state.history):
+            raise ValueError(
+                f"the prompt shows {shown} past steps at episode step {t}, but the state carries only "
+                f"{len(state.history)}: keep at least {self.history_needed} steps of history where the state is "
+                "built (EpisodeHistory(max_steps=...), SwitchingEnv(history_steps=...))"
+            )
+        return shown
+
+    def build(self, state: TextState, history: int | None = None) -> str:
+        """The prompt for `state`, with the past steps of the history window (default size: the builder's)
+        that fit in `max_tokens`."""
+        n = self.steps_shown(state, history)
         steps = tuple(state.history[-n:]) if n > 0 else ()
         while True:
             text = self.format(state, steps)
@@ -57,7 +85,8 @@ class PromptBuilder(abc.ABC):
         """Render exactly these past `steps` then the current state; the next action is left blank."""
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(history={self.history}, max_tokens={self.max_tokens})"
+        return (f"{type(self).__name__}(history={self.history}, history_chunk={self.history_chunk}, "
+                f"max_tokens={self.max_tokens})")
 
 
 _REGISTRY: dict[str, type[PromptBuilder]] = {}
@@ -79,7 +108,7 @@ def prompt_families() -> list[str]:
 
 
 def get_prompt_builder(family: str, **kwargs) -> PromptBuilder:
-    """A new builder for `family` (kwargs: history, max_tokens, count_tokens)."""
+    """A new builder for `family` (kwargs: history, history_chunk, max_tokens, count_tokens)."""
     try:
         cls = _REGISTRY[family]
     except KeyError:
@@ -95,9 +124,11 @@ def build_prompt(
     history: int | None = None,
     max_tokens: int | None = None,
     count_tokens: TokenCounter | None = None,
+    history_chunk: int = 1,
 ) -> str:
     """One-shot helper: the prompt for `state` from its family's builder (default history if None)."""
-    builder = get_prompt_builder(state.family, max_tokens=max_tokens, count_tokens=count_tokens)
+    builder = get_prompt_builder(state.family, max_tokens=max_tokens, count_tokens=count_tokens,
+                                 history_chunk=history_chunk)
     return builder.build(state, history=history)
 
 
@@ -139,8 +170,8 @@ class ScienceWorldPrompt(PromptBuilder):
     """
 
     def __init__(self, history: int = 3, max_tokens: int | None = None, count_tokens: TokenCounter | None = None,
-                 list_actions: bool = False):
-        super().__init__(history, max_tokens, count_tokens)
+                 history_chunk: int = 1, list_actions: bool = False):
+        super().__init__(history, max_tokens, count_tokens, history_chunk)
         self.list_actions = list_actions
 
     def format(self, state: TextState, steps: Sequence[Step]) -> str:
@@ -161,5 +192,5 @@ class GenericPrompt(ScienceWorldPrompt):
     """Any other text env: the ScienceWorld layout with the possible actions listed."""
 
     def __init__(self, history: int = 2, max_tokens: int | None = None, count_tokens: TokenCounter | None = None,
-                 list_actions: bool = True):
-        super().__init__(history, max_tokens, count_tokens, list_actions)
+                 history_chunk: int = 1, list_actions: bool = True):
+        super().__init__(history, max_tokens, count_tokens, history_chunk, list_actions)

@@ -21,9 +21,11 @@ class Step:
 class TextState:
     """Everything a policy may read at one decision point.
 
-    `family` selects the prompt builder ("babyai_text", "scienceworld", ...). `expert` is a zero-argument
-    callable returning the expert's action string (or None) and is only evaluated on request, so states
-    cost nothing extra when no expert is used.
+    `family` selects the prompt builder ("babyai_text", "scienceworld", ...). `history` holds the most
+    recent past steps (as many as the producer keeps); `step` is how many actions the episode has taken, so
+    a prompt builder can place its history window from the episode start (see `history_chunk` in
+    `londi.lm.prompts`). `expert` is a zero-argument callable returning the expert's action string (or None)
+    and is only evaluated on request, so states cost nothing extra when no expert is used.
     """
 
     obs: str
@@ -32,6 +34,7 @@ class TextState:
     family: str = "generic"
     descriptions: tuple[str, ...] | None = None
     history: tuple[Step, ...] = ()
+    step: int = 0
     expert: Callable[[], str | None] | None = field(default=None, compare=False, repr=False)
     extras: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -43,6 +46,7 @@ class TextState:
         history: Sequence[Step] = (),
         env: Any = None,
         family: str | None = None,
+        step: int | None = None,
     ) -> TextState:
         """Build a state from a text env's (obs, info); `env` enables `expert_action()` on request."""
         if "admissible_actions" not in info:
@@ -60,33 +64,40 @@ class TextState:
             family=family or str(info.get("family", getattr(unwrapped, "family", "generic"))),
             descriptions=tuple(descriptions) if descriptions is not None else None,
             history=tuple(history),
+            step=len(history) if step is None else int(step),
             expert=expert,
         )
 
 
 class EpisodeHistory:
-    """Keeps the last `max_steps` (obs, action) pairs of the current episode; cleared on reset."""
+    """Keeps the last `max_steps` (obs, action) pairs of the current episode and the episode's step count;
+    cleared on reset."""
 
     def __init__(self, max_steps: int = 2):
+        if max_steps < 0:
+            raise ValueError(f"max_steps must be >= 0, got {max_steps}")
         self.max_steps = max_steps
-        self._steps: deque[Step] = deque(maxlen=max(max_steps, 0) or None)
+        self._steps: deque[Step] = deque(maxlen=max_steps)
         self._last: tuple[str, tuple[str, ...] | None] | None = None
+        self.t = 0
 
     def reset(self, obs: str, info: Mapping[str, Any]) -> None:
         self._steps.clear()
         self._last = (obs, _descriptions(info))
+        self.t = 0
 
     def record(self, action: str, next_obs: str, next_info: Mapping[str, Any]) -> None:
         if self._last is not None and self.max_steps > 0:
             self._steps.append(Step(obs=self._last[0], descriptions=self._last[1], action=action))
         self._last = (next_obs, _descriptions(next_info))
+        self.t += 1
 
     @property
     def steps(self) -> tuple[Step, ...]:
         return tuple(self._steps)
 
     def state(self, obs: str, info: Mapping[str, Any], env: Any = None) -> TextState:
-        return TextState.from_env(obs, info, history=self.steps, env=env)
+        return TextState.from_env(obs, info, history=self.steps, env=env, step=self.t)
 
 
 def _descriptions(info: Mapping[str, Any]) -> tuple[str, ...] | None:

@@ -18,6 +18,8 @@ import numpy as np
 from londi.lm.policy import ActResult, LMPolicy
 from londi.lm.state import TextState
 
+HISTORY_STEPS = 2  # past steps the history features read (the env may keep more for an LM's prompt)
+
 
 class Encoder:
     """Base: `dim` output features; `needs_quick_output`/`needs_quick_hidden` ask the env to run QUICK first;
@@ -106,18 +108,19 @@ class HashedNgramEncoder(Encoder):
         return v
 
     def encode(self, state: TextState, quick: ActResult | None = None) -> np.ndarray:
+        recent = state.history[-HISTORY_STEPS:]  # the env may keep more for an LM's prompt; features see 2
         text = state_text(state)
         if self.goal_features:
             text += " " + " ".join("g_" + w for line in goal_lines(state) for w in line.split())
         if self.history_features:
-            text += " " + " ".join(f"prev{k}_{_token(s.action)}" for k, s in enumerate(reversed(state.history)))
+            text += " " + " ".join(f"prev{k}_{_token(s.action)}" for k, s in enumerate(reversed(recent)))
         if self.quick_features and quick is not None:
             text += f" quick_proposes_{_token(quick.action)}"
         parts = [self._hash(text)]
         if self.quick_features:
             parts.append(quick_summary(quick))
         if self.history_features:
-            parts.append(np.array([float(any(s.obs == state.obs for s in state.history))], dtype=np.float32))
+            parts.append(np.array([float(any(s.obs == state.obs for s in recent))], dtype=np.float32))
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 

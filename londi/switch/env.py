@@ -91,7 +91,8 @@ class SwitchingEnv(gym.Env):
         self.quick_hidden = needs_quick_hidden or self.encoder.needs_quick_hidden
         self.episode_obs = bool(getattr(self.encoder, "episode_features", False))
         self.fallback_to_quick = fallback_to_quick
-        self.history = EpisodeHistory(history_steps)
+        # The states carry as many past steps as the hungrier prompt needs (never fewer than asked for).
+        self.history = EpisodeHistory(max(history_steps, quick.history_needed, deepthink.history_needed))
         self.base_seed = int(seed)
         self.reseed_policies = reseed_policies
         self.on_episode_end = on_episode_end
