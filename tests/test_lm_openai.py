@@ -8,10 +8,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+import envs
+from londi.lm import RandomPolicy
 from londi.lm.openai_client import OpenAIPolicy
-from londi.lm.policy import PolicyError
+from londi.lm.policy import EndpointError, PolicyError
 from londi.lm.state import TextState
 from londi.lm.usage import ComputeMeter
+from londi.switch.encoders import HashedNgramEncoder
+from londi.switch.env import SwitchingEnv
 
 SECRET = "sk-test-0123456789-do-not-leak"
 STATE = TextState(obs="", mission="go to the red ball", admissible_actions=("turn left", "turn right", "go forward"),
@@ -101,7 +105,8 @@ def test_unusable_reply_raises_never_random(server):
     meter = ComputeMeter()
     with pytest.raises(PolicyError, match="names none of the admissible actions"):
         policy(server.url, meter).act_one(STATE)
-    assert meter.totals["dt"].calls == 1  # the request was made, so it is counted
+    u = meter.totals["dt"]
+    assert u.calls == 0 and u.tokens == 53  # no action came back: the tokens were spent, no call was made
     server.script = [(200, {"unexpected": True})]
     with pytest.raises(PolicyError, match="no choices"):
         policy(server.url).act_one(STATE)
@@ -119,10 +124,61 @@ def test_retries_exhausted_and_client_errors_not_retried(server):
         policy(server.url, retries=1).act_one(STATE)
     assert len(server.requests) == 2
     server.requests.clear()
-    server.script = [(401, "bad key")]
-    with pytest.raises(PolicyError, match="HTTP 401"):
+    server.script = [(400, "prompt too long")]  # may be this state's fault: not retried, but QUICK may act
+    with pytest.raises(PolicyError, match="HTTP 400"):
         policy(server.url, retries=3).act_one(STATE)
     assert len(server.requests) == 1
+
+
+def _babyai_env(deepthink, **kw):
+    return SwitchingEnv(envs.make("BabyAI-Text-GoToLocal-v0"), RandomPolicy(name="q"), deepthink,
+                        encoder=HashedNgramEncoder(16), **kw)
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_refused_endpoint_stops_the_run_at_the_first_answer(server, monkeypatch, status):
+    monkeypatch.setenv("LONDI_TEST_KEY", SECRET)
+    server.script = [(status, {"error": {"message": f"Incorrect API key provided: {SECRET}"}})]
+    env = _babyai_env(policy(server.url, retries=3))  # fallback_to_quick is on: it must not swallow this
+    env.reset(seed=0)
+    with pytest.raises(EndpointError) as err:
+        env.step(1)
+    msg = str(err.value)
+    assert len(server.requests) == 1  # not retried
+    assert not isinstance(err.value, PolicyError)  # so no caller falls back to QUICK on it
+    for part in (f"HTTP {status}", f"{server.url}/chat/completions", "model 'm'", "$LONDI_TEST_KEY (now set)",
+                 f"listed at {server.url}/models"):
+        assert part in msg
+    assert SECRET not in msg  # the server echoed the key; the message must not
+
+
+def test_endpoint_down_mid_run_falls_back_warns_once_per_episode_and_counts_only_answered_calls(server, caplog):
+    server.script = [(200, chat("turn left"))]  # never ends an episode
+    env = _babyai_env(policy(server.url, retries=1))
+    env.reset(seed=0)
+    answered = [env.step(1)[4]["switch"] for _ in range(3)]
+    assert all(sw["actor"] == "deepthink" and sw["usage"]["deepthink"]["calls"] == 1 for sw in answered)
+    server.close()  # connection refused from now on
+    with caplog.at_level(logging.INFO):
+        for episode in range(2):
+            steps = answered if episode == 0 else []
+            while True:
+                *_, term, trunc, info = env.step(1)
+                steps.append(info["switch"])
+                if term or trunc:
+                    break
+            env.reset()
+            summary = steps[-1]["episode"]
+            n_fallbacks = sum(sw["fallback"] for sw in steps)
+            n_answered = 3 if episode == 0 else 0
+            assert n_fallbacks == len(steps) - n_answered > 0 and summary["fallbacks"] == n_fallbacks
+            failed = [sw["usage"]["deepthink"] for sw in steps if sw["fallback"]]
+            assert all(u["calls"] == 0 and u["wall_seconds"] > 0 for u in failed)  # time recorded, no call
+            assert sum(sw["usage"]["deepthink"]["calls"] for sw in steps) == n_answered  # what the runner sums
+            assert summary["deepthink_model_calls"] == summary["deepthink_calls"] == n_answered
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 2 and all(r.name == "londi.switch.env" for r in warnings)  # one per episode
+    assert "failed" in warnings[0].getMessage() and "Connection refused" in warnings[0].getMessage()
 
 
 def test_endpoint_down():
@@ -149,3 +205,4 @@ def test_config_errors():
         OpenAIPolicy(endpoint="embeddings")
     with pytest.raises(ValueError, match="retries"):
         OpenAIPolicy(retries=-1)
+

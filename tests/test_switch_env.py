@@ -1,5 +1,7 @@
 """SwitchingEnv: rewards and costs, masks, who gets called, fallback, and mid-episode restore."""
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -66,13 +68,25 @@ def test_quick_first_is_counted_once_and_reused():
     assert info["switch"]["usage"]["quick"]["calls"] == 1 and info["switch"]["usage"]["deepthink"]["calls"] == 1
 
 
-def test_deepthink_failure_falls_back_to_quick_and_is_reported():
+def test_deepthink_failure_falls_back_to_quick_and_is_reported(caplog):
     env = _env(deepthink=Down("down"))
     env.reset(seed=0)
-    _, r, _, _, info = env.step(1)
-    sw = info["switch"]
+    with caplog.at_level(logging.WARNING, logger="londi.switch.env"):
+        for episode in range(2):
+            steps = []
+            while True:
+                *_, term, trunc, info = env.step(1)
+                steps.append(info["switch"])
+                if term or trunc:
+                    break
+            env.reset()
+            assert len(caplog.records) == episode + 1  # one warning per episode, not per step
+            n = len(steps)
+            assert steps[-1]["episode"]["fallbacks"] == n and f"failed {n} of the {n} times" in caplog.records[-1].getMessage()
+    sw = steps[0]
     assert sw["fallback"] and sw["actor"] == "quick" and sw["decision"] == 0
-    assert sw["usage"]["deepthink"]["calls"] == 1 and sw["usage"]["quick"]["calls"] == 1
+    assert sw["usage"]["deepthink"]["calls"] == 0 and sw["usage"]["quick"]["calls"] == 1  # no action, no call
+    assert env.deepthink.meter.total().calls == 0 and steps[-1]["episode"]["deepthink_model_calls"] == 0
     strict = _env(deepthink=Down("down"), fallback_to_quick=False)
     strict.reset(seed=0)
     with pytest.raises(PolicyError):
@@ -138,3 +152,4 @@ def test_episode_features_count_time_and_repeated_observations_before_the_budget
     restored = _env(encoder=HashedNgramEncoder(32, episode_features=True), budget=4)
     restored.load_state_dict(env.state_dict())
     assert np.allclose(restored.current_obs(), env.current_obs())  # the visit counts travel with a checkpoint
+

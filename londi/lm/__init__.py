@@ -2,7 +2,7 @@
 
 from londi.lm.baselines import ExpertPolicy, RandomPolicy
 from londi.lm.matching import match_action
-from londi.lm.policy import ActResult, LMPolicy, PolicyError
+from londi.lm.policy import ActResult, EndpointError, LMPolicy, PolicyError
 from londi.lm.prompts import build_prompt, get_prompt_builder, register_prompt_builder
 from londi.lm.state import EpisodeHistory, Step, TextState
 from londi.lm.usage import ComputeMeter, Usage
@@ -17,6 +17,7 @@ __all__ = [
     "match_action",
     "register_prompt_builder",
     "ComputeMeter",
+    "EndpointError",
     "EpisodeHistory",
     "ExpertPolicy",
     "LMPolicy",

@@ -355,7 +355,7 @@ class HFPolicy(LMPolicy):
 
     def _generate(self, states: Sequence[TextState], usage: Usage, return_hidden: bool) -> list[ActResult]:
         texts, hidden, n_prompt, n_new, ctx = self._generate_raw(states, return_hidden)
-        usage.calls += len(states)  # counted before any mapping error: the compute was spent
+        usage.calls += len(states)  # tokens and FLOPs stay recorded after a mapping error; `act` drops the calls
         usage.prompt_tokens += n_prompt
         usage.completion_tokens += n_new
         usage.flops += self.flops(n_prompt, n_new, ctx)

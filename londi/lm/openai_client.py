@@ -1,16 +1,20 @@
 """`OpenAIPolicy`: any OpenAI-compatible chat/completions endpoint (vLLM, TGI, llama.cpp server, OpenAI).
 
 The reply text is mapped onto an admissible action (`londi.lm.matching`). An endpoint that stays
-unreachable after the retries, an HTTP error, or a reply that names no admissible action raises
-`PolicyError` (the switcher may fall back to QUICK); it never acts at random.
+unreachable after the retries, another HTTP error, or a reply that names no admissible action raises
+`PolicyError` (the switcher may fall back to QUICK); it never acts at random. HTTP 401/403/404/405 (wrong
+key, wrong model name, wrong URL) raise `EndpointError` at the first answer: every later request would
+get the same answer, so neither retrying nor falling back can help.
 
 The API key is read from the environment variable named by `api_key_env` at request time: it is never
 stored on the object, in its repr, in error messages, in logs or in saved configs.
 
 Cost: tokens from the reply's `usage` field (estimated as words when the server sends none, and flagged
 in `ActResult.info`); FLOPs = 2 x `num_params` x tokens when the served model's size is configured
-(0 otherwise: the meter cannot see a remote device). Wall seconds are measured here; device seconds are
-this process's CPU seconds (the remote GPU's time is not observable from the client).
+(0 otherwise: the meter cannot see a remote device). Wall seconds are measured here, retries and failed
+attempts included; device seconds are this process's CPU seconds (the remote GPU's time is not observable
+from the client). A reply that names no admissible action still costs its tokens and FLOPs (the server
+generated it), but only replies mapped to an action count as calls (see `LMPolicy`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from londi.lm.matching import match_action
-from londi.lm.policy import ActResult, LMPolicy, PolicyError
+from londi.lm.policy import ActResult, EndpointError, LMPolicy, PolicyError
 from londi.lm.prompts import PromptBuilder, count_words, get_prompt_builder
 from londi.lm.state import TextState
 from londi.lm.usage import ComputeMeter, Usage
@@ -39,6 +43,8 @@ DEFAULT_SYSTEM = (
     "copied verbatim, and nothing else."
 )
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+# Answers that every request would get again (configuration errors): stop at the first one.
+_FATAL_STATUS = {401: "unauthorized", 403: "forbidden", 404: "not found", 405: "method not allowed"}
 
 
 class OpenAIPolicy(LMPolicy):
@@ -49,7 +55,8 @@ class OpenAIPolicy(LMPolicy):
         model: the served model's name. api_key_env: NAME of the env var holding the key (unset: no key sent).
         endpoint: "chat" or "completions". timeout: seconds per request.
         retries: extra attempts after a connection error, timeout or HTTP 408/429/5xx, waiting
-            backoff x 2^k seconds (capped at max_backoff) before attempt k+1.
+            backoff x 2^k seconds (capped at max_backoff) before attempt k+1. HTTP 401/403/404/405 are
+            never retried: they raise `EndpointError`.
         temperature, max_tokens: sampling settings sent to the server. history: past steps in the prompt.
         num_params: size of the served model, for FLOPs (0 = unknown). max_concurrency: parallel requests.
     """
@@ -142,8 +149,27 @@ class OpenAIPolicy(LMPolicy):
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
+    def _fatal(self, code: int, detail: str) -> EndpointError:
+        """The error for a 401/403/404/405: status, URL, model and what to check (the key's variable, never the key)."""
+        if self.api_key_env:
+            key = f"the API key in ${self.api_key_env} (now {'set' if os.environ.get(self.api_key_env) else 'unset'})"
+        else:
+            key = "the API key (api_key_env is unset, so none is sent)"
+        models = (f"that model {self.model!r} is one of the ids listed at {self.base_url}/models "
+                  "and that base_url is the API root (e.g. http://host:8000/v1)")
+        check = f"{key}; then {models}" if code in (401, 403) else f"{models}; then {key}"
+        return EndpointError(
+            f"{self.name}: {self.url} answered HTTP {code} {_FATAL_STATUS[code]} for model {self.model!r} ({detail}). "
+            f"Retrying or falling back to QUICK cannot fix this, so the run stops: check {check}."
+        )
+
+    def _redact(self, text: str) -> str:
+        """Server error bodies may echo the key: never let it into a message."""
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        return text.replace(key, "***") if key else text
+
     def request(self, prompt: str) -> dict[str, Any]:
-        """POST one prompt with retries; the decoded JSON reply, or PolicyError."""
+        """POST one prompt with retries; the decoded JSON reply, or PolicyError (EndpointError for 401/403/404/405)."""
         data = json.dumps(self._payload(prompt)).encode()
         last = ""
         for attempt in range(self.retries + 1):
@@ -154,8 +180,10 @@ class OpenAIPolicy(LMPolicy):
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     raw = resp.read()
             except urllib.error.HTTPError as e:
-                detail = e.read()[:300].decode(errors="replace")
+                detail = self._redact(e.read()[:300].decode(errors="replace"))
                 last = f"HTTP {e.code}: {detail}"
+                if e.code in _FATAL_STATUS:
+                    raise self._fatal(e.code, detail) from None
                 if e.code not in _RETRY_STATUS:
                     raise PolicyError(f"{self.name}: {self.url} answered {last}") from None
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
@@ -165,7 +193,8 @@ class OpenAIPolicy(LMPolicy):
                     return json.loads(raw)
                 except json.JSONDecodeError:
                     raise PolicyError(f"{self.name}: {self.url} sent a reply that is not JSON: {raw[:200]!r}") from None
-            log.warning("%s: attempt %d/%d to %s failed (%s)", self.name, attempt + 1, self.retries + 1, self.url, last)
+            # info, not warning: a caller that falls back reports the failures itself (the SwitchingEnv, once per episode)
+            log.info("%s: attempt %d/%d to %s failed (%s)", self.name, attempt + 1, self.retries + 1, self.url, last)
         raise PolicyError(
             f"{self.name}: endpoint {self.url} unreachable or failing after {self.retries + 1} attempts ({last}); "
             "check base_url and that the server is up"
@@ -180,12 +209,12 @@ class OpenAIPolicy(LMPolicy):
         return text or ""
 
     # ---- the backend --------------------------------------------------------------------------------
-    def _one(self, state: TextState) -> tuple[ActResult | PolicyError, int, int, bool]:
+    def _one(self, state: TextState) -> tuple[ActResult | PolicyError | EndpointError, int, int, bool]:
         prompt = self.prompt(state)
         try:
             reply = self.request(prompt)
             text = self._reply_text(reply)
-        except PolicyError as e:
+        except (PolicyError, EndpointError) as e:
             return e, 0, 0, True
         u = reply.get("usage") or {}
         estimated = "prompt_tokens" not in u
@@ -203,12 +232,12 @@ class OpenAIPolicy(LMPolicy):
         else:
             with ThreadPoolExecutor(min(self.max_concurrency, len(states))) as pool:
                 outs = list(pool.map(self._one, states))
-        usage.calls += len(states)  # counted before raising: failed requests were still made
-        for _, p_tok, c_tok, _ in outs:
+        usage.calls += len(states)  # `act` keeps no calls if this batch raises below
+        for _, p_tok, c_tok, _ in outs:  # tokens of unusable replies too: the server generated them
             usage.prompt_tokens += p_tok
             usage.completion_tokens += c_tok
             usage.flops += 2.0 * self._num_params * (p_tok + c_tok)
-        for out, *_ in outs:
-            if isinstance(out, PolicyError):
-                raise out
+        errors = [o for o, *_ in outs if not isinstance(o, ActResult)]
+        if errors:  # a misconfigured endpoint first: it must stop the run, not be taken for a bad reply
+            raise next((e for e in errors if isinstance(e, EndpointError)), errors[0])
         return [o for o, *_ in outs]  # type: ignore[misc]

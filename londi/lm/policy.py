@@ -16,6 +16,14 @@ class PolicyError(RuntimeError):
     """An LM could not produce a usable action (endpoint down, unusable reply). Callers may fall back."""
 
 
+class EndpointError(RuntimeError):
+    """A served model refuses every request (wrong key, wrong model name or URL): stop the run.
+
+    Deliberately not a `PolicyError`: retrying cannot fix it, and falling back to QUICK would silently
+    turn a DEEPTHINK run into a QUICK run.
+    """
+
+
 @dataclass
 class ActResult:
     """One decision: the chosen admissible action, and what the model thought of every candidate.
@@ -51,7 +59,9 @@ class LMPolicy(abc.ABC):
     """Base of every backend. Subclasses implement `_act`; `act` meters it, so no call goes uncounted.
 
     `_act(states, usage, return_hidden)` must fill `usage.calls`, tokens and `usage.flops` for the batch;
-    wall and device seconds are measured around it by the meter.
+    wall and device seconds are measured around it by the meter. A call is a state that got an action:
+    when the batch raises, `act` records its tokens, FLOPs and seconds (that compute was spent) but no
+    calls, so call counts (and DEEPTHINK budgets read from them) count only decisions that were made.
     """
 
     simulated: bool = False
@@ -68,10 +78,14 @@ class LMPolicy(abc.ABC):
                 raise ValueError(f"{self.name}: state has no admissible actions to choose from")
         usage = Usage(model=self.name, simulated=self.simulated)
         with self.meter.measure(usage):
-            results = self._act(states, usage, return_hidden)
-        for s, r in zip(states, results, strict=True):
-            if not 0 <= r.index < len(s.admissible_actions) or s.admissible_actions[r.index] != r.action:
-                raise PolicyError(f"{self.name} returned {r.action!r}, which is not admissible here")
+            try:
+                results = self._act(states, usage, return_hidden)
+                for s, r in zip(states, results, strict=True):
+                    if not 0 <= r.index < len(s.admissible_actions) or s.admissible_actions[r.index] != r.action:
+                        raise PolicyError(f"{self.name} returned {r.action!r}, which is not admissible here")
+            except BaseException:
+                usage.calls = 0  # no action came back: the compute is recorded, the call is not
+                raise
         return results
 
     def act_one(self, state: TextState, return_hidden: bool = False) -> ActResult:

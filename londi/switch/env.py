@@ -11,7 +11,11 @@ budget can never be exceeded whatever the switcher does).
 
 Only the chosen model runs, unless the switcher or encoder needs QUICK's output first; then QUICK runs
 on every non-terminal state before the decision (counted) and its result is reused when QUICK acts.
-A `PolicyError` from DEEPTHINK falls back to QUICK (`fallback_to_quick=True`), counted in the step info.
+A `PolicyError` from DEEPTHINK (endpoint down, unusable reply) falls back to QUICK (`fallback_to_quick=True`):
+flagged in the step info, counted in the episode summary's `fallbacks`, and logged as one warning per
+episode with that count. An `EndpointError` (the endpoint refuses every request: wrong key, model or URL)
+is not a `PolicyError` and ends the run. A failed DEEPTHINK attempt adds its seconds and tokens to the
+step's usage but no call (see `LMPolicy`).
 
 Reproducibility: episode k uses seed `base_seed + k`; policies are reseeded per step from (episode seed,
 step), and `state_dict()/load_state_dict()` restore a run mid-episode by replaying the episode's recorded
@@ -23,6 +27,7 @@ last step of an episode, an `"episode"` summary (the row of episodes.csv).
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -35,6 +40,8 @@ from londi.lm.state import EpisodeHistory, TextState
 from londi.lm.usage import Usage
 from londi.switch.base import DEEPTHINK, QUICK, DecisionContext
 from londi.switch.encoders import Encoder, HashedNgramEncoder
+
+log = logging.getLogger(__name__)
 
 USAGE_FIELDS = ("calls", "tokens", "flops", "device_seconds", "wall_seconds")
 EPISODE_FEATURES = 2  # [share of the step limit used, repeats of this observation this episode (capped)]
@@ -116,6 +123,8 @@ class SwitchingEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         """Start the next episode (seed = base_seed + episode index; `seed` rebases and restarts the count)."""
         super().reset(seed=seed)
+        if self._ep and not self._needs_reset:
+            self._warn_fallbacks()  # an abandoned episode reports its fallbacks too
         if seed is not None:
             self.base_seed, self._episode = int(seed), 0
         ep_seed = self.base_seed + self._episode
@@ -186,6 +195,7 @@ class SwitchingEnv(gym.Env):
         }
         if done:
             self._needs_reset = True
+            self._warn_fallbacks()
             sw["episode"] = self.episode_summary(success=bool(info.get("success", False)))
             if self.on_episode_end is not None:
                 self.on_episode_end(ep["used"], sw["episode"])
@@ -298,13 +308,24 @@ class SwitchingEnv(gym.Env):
             for k, v in _usage_dict(before).items():
                 self._pending[who][k] += delta[k] - v
 
+    def _warn_fallbacks(self) -> None:
+        """One warning per episode that fell back, with the count: a DEEPTHINK that is down must not go unseen."""
+        n = self._ep.get("fallbacks", 0)
+        if n:
+            log.warning(
+                "episode seed %d: DEEPTHINK (%s) failed %d of the %d times it was asked, and QUICK acted instead "
+                "(these steps count as fallbacks, not DEEPTHINK calls). Last error: %s",
+                self._ep["seed"], self.deepthink.name, n, n + self._ep["deepthink_calls"],
+                self._ep.get("fallback_error", "?"))
+
     def _act(self, decision: int) -> tuple[ActResult, str, bool]:
         if decision == DEEPTHINK:
             try:
                 return self._call("deepthink", self.deepthink, False), "deepthink", False
-            except PolicyError:
+            except PolicyError as e:
                 if not self.fallback_to_quick:
                     raise
+                self._ep["fallback_error"] = str(e)[:300]
                 fallback = True
         else:
             fallback = False
