@@ -1,10 +1,13 @@
-"""SwitchingEnv: rewards and costs, masks, who gets called, fallback, and mid-episode restore."""
+"""SwitchingEnv: rewards and costs, masks, who gets called, fallback, mid-episode restore, Gymnasium's checker."""
 
 import logging
 
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import check_env
 
+import envs
+import londi.lm.usage
 from londi.lm import ExpertPolicy, LMPolicy, PolicyError, RandomPolicy
 from londi.switch.encoders import HashedNgramEncoder
 from londi.switch.env import SwitchingEnv
@@ -24,7 +27,6 @@ class Down(LMPolicy):
 
 
 def test_spaces_hold_what_the_env_returns():
-    # (gymnasium's check_env also compares infos across seeded runs; ours carry measured seconds, so it cannot)
     env = _env(cost=0.1, budget=3)
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs) and env.action_space.n == 2
@@ -153,3 +155,30 @@ def test_episode_features_count_time_and_repeated_observations_before_the_budget
     restored.load_state_dict(env.state_dict())
     assert np.allclose(restored.current_obs(), env.current_obs())  # the visit counts travel with a checkpoint
 
+
+def test_reset_drops_usage_spent_on_an_abandoned_state():
+    env = _env(needs_quick_output=True)  # QUICK runs on every new state before the decision
+    env.reset(seed=0)
+    env.step(1)  # QUICK has already run on the next state
+    env.reset()  # ...which is abandoned here
+    _, _, _, _, info = env.step(1)
+    u = info["switch"]["usage"]
+    assert (u["quick"]["calls"], u["deepthink"]["calls"]) == (1, 1)  # only this state's QUICK call
+
+
+class _FrozenClock:
+    """The meter's clock for one check: measured seconds become 0, so two seeded runs can be compared."""
+
+    perf_counter = process_time = staticmethod(lambda: 0.0)
+
+
+@pytest.mark.parametrize("quick_first", [False, True])
+def test_gymnasium_check_env(monkeypatch, quick_first):
+    # check_env compares whole step infos across two seeded runs, and ours carry the measured seconds the runner
+    # sums: those differ run to run because time does, not because the env does. Freezing the meter's clock
+    # (not the meter) leaves everything else in the info (calls, tokens, FLOPs, budget, rewards) to compare.
+    monkeypatch.setattr(londi.lm.usage, "time", _FrozenClock)
+    env = SwitchingEnv(envs.make("BabyAI-Text-GoToLocal-v0"), RandomPolicy(name="q"),
+                       ExpertPolicy(name="d", simulated_params=10**6), encoder=HashedNgramEncoder(32),
+                       needs_quick_output=quick_first, budget=3, cost=0.1)
+    check_env(env, skip_render_check=True)

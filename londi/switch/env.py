@@ -22,7 +22,9 @@ step), and `state_dict()/load_state_dict()` restore a run mid-episode by replayi
 text actions, so a checkpointed run resumes exactly where it stopped.
 
 Every step's `info["switch"]` holds the decision, actor, per-model usage of this step, budget and, on the
-last step of an episode, an `"episode"` summary (the row of episodes.csv).
+last step of an episode, an `"episode"` summary (the row of episodes.csv). A step's usage is what was spent
+on its own state only: `reset()` drops what was spent on the state of an abandoned episode (it stays in the
+policy's meter, but belongs to no step).
 """
 
 from __future__ import annotations
@@ -144,6 +146,8 @@ class SwitchingEnv(gym.Env):
         if self.episode_obs:
             self._ep["visits"] = {obs: 1}
         self.history.reset(obs, info)
+        # usage spent on the abandoned episode's last state (QUICK run first) must not be charged to this one
+        self._pending = {"quick": _zero_usage(), "deepthink": _zero_usage()}
         self._set_current(obs, info, terminal=False)
         self._needs_reset = False
         return self._obs.copy(), {"switch": {"budget": n_budget, "episode_seed": ep_seed}}
