@@ -1,10 +1,18 @@
-"""OpenAIPolicy against a real local HTTP server (http.server on 127.0.0.1 in a thread), not a mock."""
+"""OpenAIPolicy against a real local HTTP server (http.server on 127.0.0.1 in a thread), not a mock, and
+(slow) against `transformers serve`, a real OpenAI-compatible server, serving the shipped QUICK model."""
 
 import json
 import logging
+import os
+import shutil
 import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -206,3 +214,80 @@ def test_config_errors():
     with pytest.raises(ValueError, match="retries"):
         OpenAIPolicy(retries=-1)
 
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def transformers_serve(tmp_path_factory):
+    """`transformers serve` on 127.0.0.1 serving the shipped QUICK model; yields (base_url, model name)."""
+    for module in ("fastapi", "uvicorn"):
+        pytest.importorskip(module, reason="needs transformers[serving]: pip install -e '.[dev]'")
+    tmp = tmp_path_factory.mktemp("serve")
+    model = tmp / "babyai_quick"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "londi/assets/models/babyai_quick", model)
+    # The distilled model was never trained on chat, so it ships no chat template; the plainest one (messages
+    # joined) lets /v1/chat/completions render the same text /v1/completions gets.
+    (model / "chat_template.jinja").write_text("{{ messages | map(attribute='content') | join('\\n\\n') }}")
+    (tmp / "hf" / "hub").mkdir(parents=True)  # /v1/models lists the HF cache and fails when there is none
+    port = _free_port()
+    env = {**os.environ, "HF_HOME": str(tmp / "hf"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    log = open(tmp / "serve.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", str(model),
+                             "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"transformers serve did not come up:\n{(tmp / 'serve.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield f"{base}/v1", str(model)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("endpoint", ["completions", "chat"])
+def test_real_transformers_serve(transformers_serve, endpoint):
+    base_url, model = transformers_serve
+    meter = ComputeMeter()
+    pol = OpenAIPolicy(name="served", base_url=base_url, model=model, endpoint=endpoint, api_key_env=None,
+                       retries=0, timeout=60, max_tokens=4, history=0, num_params=23_296, meter=meter)
+    env = _babyai_env(pol, fallback_to_quick=False)  # any failure raises instead of letting QUICK act
+    env.reset(seed=0)
+    for _ in range(3):  # real BabyAI-Text states, one request each
+        state = env.context().state
+        *_, info = env.step(1)
+        sw, result = info["switch"], env.last_results["deepthink"]
+        assert sw["actor"] == "deepthink" and not sw["fallback"]
+        assert state.admissible_actions[result.index] == result.action and result.info["reply"]
+        assert sw["usage"]["deepthink"]["calls"] == 1 and sw["usage"]["deepthink"]["tokens"] > 0
+    states = [env.context().state]
+    env.reset(seed=1)
+    states += [env.context().state] * 2
+    results = pol.act(states)  # a batch: concurrent requests
+    for s, r in zip(states, results, strict=True):
+        assert s.admissible_actions[r.index] == r.action and r.info["tokens_estimated"] is False
+    u = meter.totals["served"]
+    assert u.calls == 6 and u.completion_tokens > 0 and u.prompt_tokens > 6 * 50  # the server's own counts
+    assert u.flops == 2 * 23_296 * u.tokens
+    with pytest.raises(EndpointError, match="HTTP 404"):  # a real server's 404 (wrong base_url) stops at once
+        OpenAIPolicy(base_url=base_url.replace("/v1", "/v2"), model=model, endpoint=endpoint, api_key_env=None,
+                     retries=3).act_one(states[0])
