@@ -61,7 +61,7 @@ class LMPolicy(abc.ABC):
     `_act(states, usage, return_hidden)` must fill `usage.calls`, tokens and `usage.flops` for the batch;
     wall and device seconds are measured around it by the meter. A call is a state that got an action:
     when the batch raises, `act` records its tokens, FLOPs and seconds (that compute was spent) but no
-    calls, so call counts (and DEEPTHINK budgets read from them) count only decisions that were made.
+    calls, so call counts (compute/*_calls, *_model_calls) count only decisions that were made.
     """
 
     simulated: bool = False
