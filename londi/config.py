@@ -1,15 +1,13 @@
-"""Structured config schemas for `londi-train` and friends, registered in Hydra's ConfigStore.
+"""The top-level config schemas of the londi apps, their registration in Hydra's ConfigStore, and `compose`.
 
 Why: a misspelt key, a wrong type or an unknown group option must fail when Hydra composes the config,
 with Hydra's own message, not minutes into a run. `configs/config.yaml` lists `londi_schema` first in its
-defaults, so every key it and its groups set is checked against `LondiConfig` (the `logger` group is
-typed there: `LoggerConfig`); the env group options extend their own schemas (`env/babyai_text/base`,
-`env/scienceworld/base`).
-The `quick`, `deepthink`, `switcher` and `encoder` groups are `_target_` nodes whose keys are checked by
-the constructor they name (`hydra.utils.instantiate`); Hydra's struct mode already rejects overriding a key
-they do not have (`switcher.cots=0.1` -> "Could not override 'switcher.cots'").
+defaults, so every top-level key is checked against `LondiConfig` (the `logger` group is typed there:
+`LoggerConfig`); the env group options extend `env/babyai_text/base` / `env/scienceworld/base`; every
+option of the `switcher`, `encoder`, `model` (QUICK and DEEPTHINK) and cascade groups extends its schema
+from `londi.schema`. `londi-distill` checks against `DistillConfig`.
 
-Call `register_configs()` before composing (the entry points do it at import).
+Importing this module registers everything (the entry points import it before Hydra composes).
 """
 
 from __future__ import annotations
@@ -108,6 +106,7 @@ class LondiConfig:
     checkpoint_every: int = 5_000  # env steps between checkpoints (resume restarts from the last one)
     run_dir: str = "${hydra:runtime.output_dir}"  # everything the run writes goes here
     device: str = "cpu"  # for hf models and torch switchers: cpu | cuda | cuda:N
+    threads: int = 1  # torch CPU threads; device seconds on CPU are measured under this setting
 
 
 @dataclass
@@ -155,11 +154,55 @@ class DistillConfig:
     evaluate_only: str | None = None  # path of a saved model: only measure it (HFPolicy) and rewrite its card
 
 
+@dataclass
+class CascadeSettings:
+    """Online cascade learning (`londi.cascade.cascade.OnlineCascade`); `stream`/`levels` are config groups."""
+
+    stream: Any = MISSING
+    levels: Any = MISSING
+    mu: float = MISSING  # cost trade-off; larger = fewer final-model calls
+    forced_p0: float = MISSING  # forced deferral: p0 x decay^(level updates)
+    forced_decay: float = MISSING
+    calibration_weight: float = MISSING
+    learn_from_answered: str = MISSING  # none | audit | pseudo
+    audit_rate: float = MISSING
+    pseudo_weight: float = MISSING
+    update_every: int = MISSING
+    head_hidden: int = MISSING
+    head_lr: float = MISSING
+    top_k: int = MISSING
+    head_objective: str = MISSING  # error | cascade
+
+
+@dataclass
+class CascadeWandbConfig:
+    mode: WandbMode = WandbMode.disabled
+    project: str = "londi"
+    group: str = "cascade"
+
+
+@dataclass
+class CascadeAppConfig:
+    """`londi-cascade` (configs/cascade_app.yaml)."""
+
+    seed: int = 0
+    cascade: CascadeSettings = field(default_factory=CascadeSettings)
+    log_every: int = 500
+    window: int = 500
+    progress: bool = True
+    wandb: CascadeWandbConfig = field(default_factory=CascadeWandbConfig)
+    run_dir: str = "${hydra:runtime.output_dir}"
+
+
 def register_configs() -> None:
     """Store the schemas (idempotent: Hydra's ConfigStore overwrites by name)."""
     cs = ConfigStore.instance()
+    from londi.schema import register_schemas
+
+    register_schemas(cs)
     cs.store(name="londi_schema", node=LondiConfig)
     cs.store(name="distill_schema", node=DistillConfig)
+    cs.store(name="cascade_app_schema", node=CascadeAppConfig)
     cs.store(group="env/babyai_text", name="base", node=BabyAITextEnvConfig)
     cs.store(group="env/scienceworld", name="base", node=ScienceWorldEnvConfig)
 
@@ -167,16 +210,41 @@ def register_configs() -> None:
 def compose(config_name: str = "config", overrides: Sequence[str] = ()) -> DictConfig:
     """The config a londi app composes for these command-line overrides (`hydra.compose` on configs/).
 
-    Tests, scripts and the Python API build their objects from this, so they build exactly what
-    `londi-train ... overrides` builds. Not callable from inside a running Hydra app (use its cfg).
+    Tests, scripts and the Python API build their objects from this (`londi.build`), so they build exactly
+    what `londi-train ... overrides` builds.
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
     from londi.paths import CONFIG_DIR
 
+    if GlobalHydra.instance().is_initialized():  # inside a running londi app: same search path
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
+# Keys that name where a run goes or how it is shown, not what it computes: left out of its fingerprint.
+_NOT_FINGERPRINTED = frozenset({"hydra", "run_dir", "logger", "experiment_name"})
+
+
+def config_fingerprint(cfg: DictConfig) -> str:
+    """8 hex digits of the resolved config (what the run computes): the default run dir ends with it, so
+    rerunning the same command finds the same folder and resumes it."""
+    import hashlib
+    import json
+
+    data = {}
+    for k in cfg:
+        if k not in _NOT_FINGERPRINTED:
+            v = cfg[k]
+            data[k] = OmegaConf.to_container(v, resolve=True, enum_to_str=True) if OmegaConf.is_config(v) else v
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def _fingerprint_resolver(*, _root_: DictConfig) -> str:
+    return config_fingerprint(_root_)
 
 
 def _first_set(*values: Any) -> Any:
@@ -185,6 +253,8 @@ def _first_set(*values: Any) -> Any:
 
 
 def _register_resolvers() -> None:
+    if not OmegaConf.has_resolver("londi.fingerprint"):
+        OmegaConf.register_new_resolver("londi.fingerprint", _fingerprint_resolver)
     if not OmegaConf.has_resolver("londi.first_set"):
         OmegaConf.register_new_resolver("londi.first_set", _first_set)
     if not OmegaConf.has_resolver("londi.run_name"):

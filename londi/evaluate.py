@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from londi.rundir import load_run_config
@@ -81,13 +80,15 @@ def evaluate_run(
         with open_dict(cfg):
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
     env_cfg, offset = split_env_config(cfg.env, split)
+    from londi import build
+
     result = runner.evaluate(
         run_dir=run_dir,
-        env_fn=instantiate(env_cfg, _partial_=True),
-        quick=instantiate(cfg.quick),
-        deepthink=instantiate(cfg.deepthink),
-        encoder=instantiate(cfg.encoder) if cfg.get("encoder") is not None else None,
-        switcher=instantiate(cfg.switcher),
+        env_fn=build.instantiate_node(env_cfg, _partial_=True),
+        quick=build.instantiate_node(cfg.quick),
+        deepthink=build.instantiate_node(cfg.deepthink),
+        encoder=build.instantiate_node(cfg.encoder),
+        switcher=build.instantiate_node(cfg.switcher),
         episodes=episodes,
         seed=None if offset is None else int(cfg.seed) + offset,
     )

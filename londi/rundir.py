@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -130,21 +131,33 @@ def git_info(start: str | Path | None = None) -> dict[str, Any]:
 def write_run_files(cfg: DictConfig, run_dir: str | Path, extra: Mapping[str, Any] | None = None) -> dict:
     """Write `config.yaml` (resolved, redacted) and `run_info.json` (git commit, command, host) to run_dir.
 
-    Also redacts Hydra's own `.hydra/config.yaml` and `.hydra/overrides.yaml` when present, since a secret
-    typed on the command line would otherwise be kept there. Returns the run info.
+    Every start of the run (a resume too) is appended to run_info.json's `starts`; the top-level fields
+    describe the latest start, and `wandb_id` stays the first start's (a resumed run continues its W&B
+    run). Also redacts Hydra's own `.hydra/config.yaml` and `.hydra/overrides.yaml` when present, since a
+    secret typed on the command line would otherwise be kept there. Returns the run info.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     container = resolved_container(cfg)
     (run_dir / RESOLVED_CONFIG).write_text(OmegaConf.to_yaml(OmegaConf.create(container)))
-    info = {
+    path = run_dir / RUN_INFO
+    try:
+        previous = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        previous = {}
+    start = {
         **git_info(),
         "command": " ".join(sys.argv),
         "host": socket.gethostname(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        **(dict(extra) if extra else {}),
     }
-    (run_dir / RUN_INFO).write_text(json.dumps(info, indent=2, default=str) + "\n")
+    info = {
+        **start,
+        **(dict(extra) if extra else {}),
+        "wandb_id": previous.get("wandb_id") or uuid.uuid4().hex[:12],
+        "starts": [*previous.get("starts", []), start],
+    }
+    path.write_text(json.dumps(info, indent=2, default=str) + "\n")
     _redact_hydra_dir(run_dir / ".hydra")
     return info
 

@@ -20,19 +20,21 @@ optuna sweeper, an optional extra) can maximise it.
 from __future__ import annotations
 
 import logging
+import shutil
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import londi.config  # noqa: F401 - registers the schemas and resolvers before Hydra composes
+from londi.errors import USER_ERRORS
 from londi.loggers.base import RunLogger
 from londi.paths import CONFIG_DIR
-from londi.rundir import env_name, resolved_container, run_name, write_run_files
+from londi.rundir import RUN_INFO, env_name, resolved_container, run_name, write_run_files
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +67,10 @@ def wandb_identity(cfg: DictConfig, choices: Mapping[str, str], commit: str | No
 
 
 def build_loggers(
-    cfg: DictConfig, run_dir: Path, choices: Mapping[str, str], commit: str | None
+    cfg: DictConfig, run_dir: Path, choices: Mapping[str, str], info: Mapping[str, Any]
 ) -> list[RunLogger]:
-    """W&B (unless disabled) and the progress display; the runner adds the CSV logger itself."""
+    """W&B (unless disabled; a resumed run continues its W&B run: same id) and the progress display; the
+    runner adds the CSV logger itself."""
     from londi.loggers.progress import ProgressLogger
 
     loggers: list[RunLogger] = []
@@ -85,7 +88,8 @@ def build_loggers(
                 entity=wb.entity,
                 job_type=wb.job_type,
                 notes=wb.notes,
-                **wandb_identity(cfg, choices, commit),
+                run_id=info["wandb_id"],
+                **wandb_identity(cfg, choices, info.get("commit")),
             )
         )
     pmode = str(getattr(cfg.logger.progress.mode, "value", cfg.logger.progress.mode))
@@ -101,49 +105,47 @@ def build_loggers(
     return loggers
 
 
-def build_components(cfg: DictConfig) -> dict[str, Any]:
-    """Instantiate env factory, QUICK, DEEPTHINK, encoder and switcher from their `_target_` nodes."""
-    return {
-        "env_fn": instantiate(cfg.env, _partial_=True),
-        "quick": instantiate(cfg.quick),
-        "deepthink": instantiate(cfg.deepthink),
-        "encoder": instantiate(cfg.encoder) if cfg.get("encoder") is not None else None,
-        "switcher": instantiate(cfg.switcher),
-    }
-
-
 def train(cfg: DictConfig) -> float:
-    """Run one job: provenance, loggers, components, `londi.runner.run`; returns the final success rate."""
-    from londi import runner
+    """Run one job: check and build everything, then provenance, loggers and the `Runner`.
+
+    Nothing is built into the run folder before the config is checked and every object is built: a bad
+    env id, a missing model or an unknown key fails with one line, and a run folder this call created
+    is removed again (one with checkpoints is never touched).
+    """
+    from londi import build
+    from londi.runner import Runner
 
     choices = hydra_choices()
     run_dir = Path(cfg.run_dir)
-    info = write_run_files(cfg, run_dir, extra={"choices": choices})
-    loggers = build_loggers(cfg, run_dir, choices, info.get("commit"))
-    failed = True
+    had_run = (run_dir / "checkpoints").exists() or (run_dir / RUN_INFO).exists()
     try:
-        parts = build_components(cfg)
-        result = runner.run(
-            **parts,
-            run_dir=run_dir,
-            seed=cfg.seed,
-            total_steps=cfg.total_steps,
-            eval_episodes=cfg.eval_episodes,
-            eval_every=cfg.eval_every,
-            checkpoint_every=cfg.checkpoint_every,
-            loggers=loggers,
-        )
-        failed = False
-    finally:
-        for lg in loggers:
-            try:
-                lg.close(failed=failed)
-            except Exception:  # a logger failing to close must not hide the run's own error
-                log.exception("closing %s failed", type(lg).__name__)
+        build.validate(cfg)
+        apply_threads(int(cfg.threads))
+        parts = build.components(cfg)
+    except Exception:
+        if not had_run:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    info = write_run_files(cfg, run_dir, extra={"choices": choices})
+    loggers = build_loggers(cfg, run_dir, choices, info)
+    result = Runner(
+        parts.env_fn, parts.quick, parts.deepthink, parts.switcher, run_dir,
+        encoder=parts.encoder, seed=cfg.seed, total_steps=cfg.total_steps, eval_episodes=cfg.eval_episodes,
+        eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, loggers=loggers,
+    ).run()
     success = _final_success(result)
     log.info("run folder: %s (final success %.3f)", run_dir, success)
     print(f"londi-train: run folder {run_dir}  final success {success:.3f}")
     return success
+
+
+def apply_threads(threads: int) -> None:
+    """Pin torch's CPU threads (the device seconds measured on CPU depend on it)."""
+    import torch
+
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
 
 
 def _final_success(result: Any) -> float:
@@ -154,7 +156,11 @@ def _final_success(result: Any) -> float:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float:
-    return train(cfg)
+    try:
+        return train(cfg)
+    except USER_ERRORS as e:  # a mistake in the command or the files: one line, no traceback
+        log.error("%s", e)
+        sys.exit(f"londi-train: error: {e}")
 
 
 if __name__ == "__main__":

@@ -19,14 +19,10 @@ import time
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
-import londi.config  # noqa: F401 - registers the schemas and resolvers
-from londi.paths import CONFIG_DIR
-from londi.runner import make_switching_env, run, run_episodes, summarize
-from londi.switch import make_switcher
-from londi.train import build_components
+from londi import build
+from londi.metrics import summarize
+from londi.runner import make_switching_env, run, run_episodes
 
 
 def timed_eval(parts, switcher, episodes: int, seed: int) -> tuple[dict[str, float], float, float]:
@@ -59,15 +55,19 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=["logger=disabled", "run_dir=unused", *args.overrides])
+    overrides = ["logger=disabled", "run_dir=unused", *args.overrides]
+    cfg = build.config(overrides)
 
     def parts():  # fresh models (and meters) per evaluation
-        return {k: v for k, v in build_components(cfg).items() if k != "switcher"}
+        c = build.components(cfg)
+        return {"env_fn": c.env_fn, "quick": c.quick, "deepthink": c.deepthink, "encoder": c.encoder}
+
+    def baseline(name: str, *extra: str):
+        return build.switcher([*overrides, f"switcher={name}", *extra])
 
     eval_seed = cfg.seed + 1_000_000  # the runner's evaluation seeds
     rows = {}
-    switcher = instantiate(cfg.switcher)
+    switcher = build.switcher(cfg)
     name = type(switcher).__name__
     train_s = 0.0
     if switcher.learns:
@@ -78,9 +78,9 @@ def main() -> None:
             train_s = time.perf_counter() - t0
     rows[name] = timed_eval(parts(), switcher, args.episodes, eval_seed)
     for base in ("always_quick", "always_deepthink", "oracle"):
-        rows[base] = timed_eval(parts(), make_switcher(base), args.episodes, eval_seed)
+        rows[base] = timed_eval(parts(), baseline(base), args.episodes, eval_seed)
     p = rows[name][0]["eval/deepthink_frac"]
-    rows[f"random(p={p:.3f})"] = timed_eval(parts(), make_switcher("random", p=p), args.episodes, eval_seed)
+    rows[f"random(p={p:.3f})"] = timed_eval(parts(), baseline("random", f"switcher.p={p}"), args.episodes, eval_seed)
 
     print(f"overrides: {' '.join(args.overrides) or '(defaults)'}")
     print(f"quick={cfg.quick._target_}({cfg.quick.get('path', '')}) deepthink={cfg.deepthink._target_} "

@@ -28,7 +28,7 @@ for T in ${TASKS//,/ }; do
         env_kwargs.variation=null env_kwargs.step_limit="$LIMIT" model=quick episodes=60 steps=600 \
         eval_episodes=20 eval_episodes_round=0 progress=false out="$Q"
     ROOT=multirun/results/scienceworld_$T
-    COMMON=(env=scienceworld/$T env.step_limit=$LIMIT quick=distilled quick.path="$PWD/$Q/model" seed=$SEEDS
+    COMMON=(env=scienceworld/$T env.step_limit=$LIMIT model@quick=distilled quick.path="$PWD/$Q/model" seed=$SEEDS
             eval_episodes=$EVAL logger=disabled hydra/launcher=joblib hydra.launcher.n_jobs=$JOBS)
     $TRAIN -m "${COMMON[@]}" switcher=always_quick,always_deepthink,oracle total_steps=200 eval_every=200 \
         checkpoint_every=200 hydra.sweep.dir=$ROOT/fixed

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
+from londi import build
 from londi.rundir import load_run_config
 from londi.runner import make_switching_env
 from londi.switch.base import DEEPTHINK
-from londi.train import build_components
 
 
 def main() -> None:
@@ -32,9 +32,9 @@ def main() -> None:
     torch.set_num_threads(1)
     cfg = load_run_config(args.run_dir)
     meta = json.loads((args.run_dir / "run.json").read_text())
-    parts = build_components(cfg)
-    switcher, quick = parts["switcher"], parts["quick"]
-    env = make_switching_env(parts["env_fn"], quick, parts["deepthink"], switcher, parts["encoder"],
+    parts = build.components(cfg)
+    switcher, quick = parts.switcher, parts.quick
+    env = make_switching_env(parts.env_fn, quick, parts.deepthink, switcher, parts.encoder,
                              meta["eval_seed"], train=False)
     switcher.setup(env, meta["seed"], meta["total_steps"])
     if switcher.learns:

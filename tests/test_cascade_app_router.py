@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from londi.cascade.router import CascadeSwitcher, OnlineNgramPolicy
+from londi.cascade.router import OnlineNgramPolicy
 from londi.lm.policy import ActResult
 from londi.lm.state import TextState
 from londi.switch.base import DEEPTHINK, QUICK, DecisionContext, Transition
+from tests.helpers import switcher
 
 CONFIGS = str((__import__("pathlib").Path(__file__).parents[1] / "configs").resolve())
 
@@ -38,7 +39,7 @@ def _state(text: str) -> TextState:
 
 
 def test_online_ngram_quick_learns_from_deepthink_actions():
-    q = OnlineNgramPolicy(n_features=2**12, lr=1.0)
+    q = OnlineNgramPolicy(name="quick", n_features=2**12, ngram_range=(1, 2), lr=1.0)
     s_left, s_fwd = _state("ball 2 steps left"), _state("ball 3 steps forward")
     for _ in range(20):
         q.learn([s_left, s_fwd], [0, 2])
@@ -48,8 +49,8 @@ def test_online_ngram_quick_learns_from_deepthink_actions():
 
 @pytest.mark.parametrize("objective", ["error", "cascade"])
 def test_cascade_switcher_defers_on_uncertain_quick_and_learns_to_stop(objective):
-    q = OnlineNgramPolicy(n_features=2**12, lr=1.0)
-    sw = CascadeSwitcher(mu=0.3, forced_p0=0.0, seed=0, head_objective=objective)
+    q = OnlineNgramPolicy(name="quick", n_features=2**12, ngram_range=(1, 2), lr=1.0)
+    sw = switcher("cascade", "switcher.mu=0.3", "switcher.forced_p0=0.0", "seed=0", f"switcher.head_objective={objective}")
     sw.setup(type("Env", (), {"quick": q})(), seed=0)
     s = _state("ball 2 steps left")
     rng = np.random.default_rng(0)
@@ -64,7 +65,7 @@ def test_cascade_switcher_defers_on_uncertain_quick_and_learns_to_stop(objective
     assert masked == QUICK  # never DEEPTHINK where it is masked (exhausted budget)
     for _ in range(60):  # DEEPTHINK keeps answering "turn left": QUICK is distilled, the head learns to trust it
         _, quick = decide()
-        sw.observe(Transition(obs=np.zeros(1), decision=DEEPTHINK, reward=0.0, next_obs=np.zeros(1), terminated=False,
+        sw.observe(Transition(obs=np.zeros(1), acted=DEEPTHINK, reward=0.0, next_obs=np.zeros(1), terminated=False,
                               truncated=False, state=s, quick=quick, deepthink=ActResult(0, "turn left"), info={}))
     last, quick = decide()
     assert quick.action == "turn left" and last == QUICK
@@ -72,7 +73,7 @@ def test_cascade_switcher_defers_on_uncertain_quick_and_learns_to_stop(objective
 
 
 def test_cascade_switcher_error_objective_threshold_is_mu():
-    sw = CascadeSwitcher(mu=0.3, forced_p0=0.0, seed=0)
+    sw = switcher("cascade", "switcher.mu=0.3", "switcher.forced_p0=0.0", "seed=0")
     assert sw.head_objective == "error"
     rng = np.random.default_rng(0)
     s = _state("ball 2 steps left")
@@ -81,5 +82,7 @@ def test_cascade_switcher_error_objective_threshold_is_mu():
     assert sw.decide(np.zeros(1), ctx) == QUICK
     sw.d = lambda quick: 0.31  # type: ignore[method-assign]
     assert sw.decide(np.zeros(1), ctx) == DEEPTHINK
-    with pytest.raises(ValueError, match="head_objective"):
-        CascadeSwitcher(head_objective="nope")
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match="head_objective"):
+        switcher("cascade", "switcher.head_objective=nope")  # not a choice: fails at composition

@@ -29,7 +29,7 @@ def test_usage_adds_every_field():
 
 def test_meter_counts_every_act_call_and_times_it():
     meter = ComputeMeter()
-    pol = RandomPolicy(seed=0, meter=meter)
+    pol = RandomPolicy(name="random", seed=0, meter=meter)
     pol.act([_state(), _state()])
     pol.act_one(_state())
     total = meter.total()
@@ -42,20 +42,20 @@ def test_meter_counts_every_act_call_and_times_it():
 
 
 def test_simulated_expert_is_charged_and_labelled():
-    pol = ExpertPolicy(simulated_params=1_000_000)
+    pol = ExpertPolicy(name="expert", simulated_params=1_000_000, simulated_flops_per_second=1e13)
     res = pol.act_one(_state())
     assert res.action == "go forward" and res.index == 2
     u = pol.meter.total()
     assert u.simulated and u.device_kind == "simulated"
     assert u.flops == pytest.approx(2 * 1_000_000 * u.prompt_tokens) and u.prompt_tokens > 0
-    free = ExpertPolicy()
+    free = ExpertPolicy(name="expert", simulated_params=None, simulated_flops_per_second=1e13)
     free.act_one(_state())
     assert free.meter.total().flops == 0 and not free.meter.total().simulated
 
 
 def test_expert_without_admissible_answer_raises():
     with pytest.raises(PolicyError, match="no admissible action"):
-        ExpertPolicy().act_one(_state(expert="fly"))
+        ExpertPolicy(name="expert", simulated_params=None, simulated_flops_per_second=1e13).act_one(_state(expert="fly"))
 
 
 def test_policy_returning_inadmissible_action_is_caught():
@@ -70,11 +70,11 @@ def test_policy_returning_inadmissible_action_is_caught():
 
 
 def test_random_policy_is_seeded():
-    a = [RandomPolicy(seed=3).act_one(_state()).index for _ in range(1)]
-    picks = lambda seed: [r.index for r in RandomPolicy(seed=seed).act([_state()] * 20)]  # noqa: E731
+    a = [RandomPolicy(name="random", seed=3).act_one(_state()).index for _ in range(1)]
+    picks = lambda seed: [r.index for r in RandomPolicy(name="random", seed=seed).act([_state()] * 20)]  # noqa: E731
     assert picks(3) == picks(3) and picks(3) != picks(4)
     assert a[0] in range(3)
-    probs = RandomPolicy(seed=0).act_one(_state()).probs
+    probs = RandomPolicy(name="random", seed=0).act_one(_state()).probs
     assert np.allclose(probs, 1 / 3)
 
 

@@ -255,11 +255,11 @@ def test_saved_model_loads_like_a_hub_model(tmp_path):
 
 def test_hf_policy_runs_the_distilled_policy(tmp_path):
     from londi.lm.distill import CausalLMActor, evaluate_model_dir
-    from londi.lm.hf import HFPolicy
+    from tests.helpers import hf_policy
 
     meta = _run(tmp_path, "steps=20")
     d = tmp_path / MODEL_DIR
-    policy = HFPolicy(name="q", path=str(d))
+    policy = hf_policy(name="q", path=str(d))
     actor = CausalLMActor(policy.model, policy.tokenizer, history=0, max_prompt_tokens=meta["prompt"]["max_prompt_tokens"])
     env = make_env()
     obs, info = env.reset(seed=2)

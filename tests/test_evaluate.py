@@ -15,7 +15,7 @@ from londi.evaluate import TEST_SEED_OFFSET, main, split_env_config
 def trained_run(tmp_path_factory, londi_train):
     run = tmp_path_factory.mktemp("evaluate") / "run"
     proc = londi_train(
-        "+experiment=smoke", "switcher=londi_b", "quick=expert", "logger=disabled", "eval_episodes=3",
+        "+experiment=smoke", "switcher=londi_b", "model@quick=expert", "logger=disabled", "eval_episodes=3",
         f"hydra.run.dir={run}",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

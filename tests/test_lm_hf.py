@@ -6,14 +6,16 @@ import json
 import numpy as np
 import pytest
 import torch
+from hydra.errors import ConfigCompositionException
 
-from londi.lm.hf import HFPolicy, ModelLoadError, compute_parameters
+from londi.lm.hf import ModelLoadError, compute_parameters
 from londi.lm.matching import match_action, normalise
 from londi.lm.policy import PolicyError
 from londi.lm.prompts import build_prompt
 from londi.lm.state import Step, TextState
-from londi.lm.tiny import byte_tokenizer, tiny_hf_policy, tiny_model
+from londi.lm.tiny import byte_tokenizer, tiny_model
 from londi.lm.usage import ComputeMeter
+from tests.helpers import hf_policy, tiny
 
 ACTIONS = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle")
 
@@ -26,7 +28,7 @@ def state(i=0, history=()):
 @pytest.mark.parametrize("arch", ["llama", "t5"])
 def test_score_mode_end_to_end_with_meter(arch):
     meter = ComputeMeter()
-    pol = tiny_hf_policy(name="quick", arch=arch, meter=meter)
+    pol = tiny(name="quick", arch=arch, meter=meter)
     states = [state(0), state(1, [Step("", ("You see a wall 1 step left",), "turn left")])]
     res = pol.act(states, return_hidden=True)
     ref = pol.scores(states)
@@ -47,17 +49,17 @@ def test_score_mode_end_to_end_with_meter(arch):
 
 
 def test_prompt_budget_and_history_from_config():
-    pol = tiny_hf_policy(history=0)
+    pol = tiny(history=0)
     s = state(0, [Step("", ("You see a wall 1 step left",), "turn left")])
     assert pol.prompt(s) == build_prompt(s, history=0)
-    full = tiny_hf_policy().prompt(s)
+    full = tiny().prompt(s)
     budget = len(full) - 1  # byte tokenizer: tokens == characters; forces dropping the history step
-    assert tiny_hf_policy(max_prompt_tokens=budget).prompt(s) == build_prompt(s, history=0)
+    assert tiny(max_prompt_tokens=budget).prompt(s) == build_prompt(s, history=0)
 
 
 def test_sampling_is_seeded_and_mean_reduction():
-    a = tiny_hf_policy(greedy=False, temperature=5.0, seed=3, score="mean")
-    b = tiny_hf_policy(greedy=False, temperature=5.0, seed=3, score="mean")
+    a = tiny(greedy=False, temperature=5.0, seed=3, score="mean")
+    b = tiny(greedy=False, temperature=5.0, seed=3, score="mean")
     picks_a = [a.act_one(state(i)).index for i in range(20)]
     assert picks_a == [b.act_one(state(i)).index for i in range(20)]
     assert len(set(picks_a)) > 1  # high temperature actually samples
@@ -68,7 +70,7 @@ def test_sampling_is_seeded_and_mean_reduction():
 def test_generate_mode_maps_text_or_raises(arch):
     meter = ComputeMeter()
     # Greedy decoding of a random tiny model repeats whitespace; seeded sampling gives word pieces to map.
-    pol = tiny_hf_policy(name="gen", arch=arch, tokenizer="bpe", mode="generate", max_new_tokens=3, greedy=False,
+    pol = tiny(name="gen", arch=arch, tokenizer="bpe", mode="generate", max_new_tokens=3, greedy=False,
                          temperature=2.0, seed=0, meter=meter)
     s = TextState(obs="You are in the kitchen.", mission="boil water", admissible_actions=("look around",),
                   family="scienceworld")  # this prompt does not list the actions, so they do not change the reply
@@ -94,23 +96,23 @@ def test_save_and_load_directory_with_distill_meta(tmp_path):
     (tmp_path / "londi_distill.json").write_text(json.dumps(
         {"prompt": {"family": "babyai_text", "history": 0, "max_prompt_tokens": 300}, "scoring": "mean"}))
     assert (tmp_path / "model.safetensors").exists()
-    pol = HFPolicy(name="d", path=str(tmp_path))
+    pol = hf_policy(name="d", path=str(tmp_path))
     assert pol.history == 0 and pol.max_prompt_tokens == 300 and pol.reduction == "mean"
-    direct = HFPolicy(name="m", model=model, tokenizer=tok, history=0, score="mean", add_bos=False)
+    direct = hf_policy(name="m", model=model, tokenizer=tok, history=0, score="mean", add_bos=False)
     np.testing.assert_allclose(pol.act_one(state()).scores, direct.act_one(state()).scores, rtol=1e-5)
 
 
 def test_missing_path_and_offline_hub_name_errors(tmp_path, monkeypatch):
     missing = tmp_path / "nope" / "model"
     with pytest.raises(ModelLoadError, match=str(missing)):
-        HFPolicy(path=str(missing))
+        hf_policy(name="x", path=str(missing))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE=1.*local model directory"):
-        HFPolicy(path="londi-test/definitely-not-cached-model")
+        hf_policy(name="x", path="londi-test/definitely-not-cached-model")
     with pytest.raises(ValueError, match="needs `path`"):
-        HFPolicy()
-    with pytest.raises(ValueError, match="mode"):
-        tiny_hf_policy(mode="dream")
+        hf_policy(name="x")
+    with pytest.raises(ConfigCompositionException, match="mode"):
+        tiny(mode="dream")  # not a mode: fails when the config is composed
 
 
 def test_match_action():
@@ -126,7 +128,7 @@ def test_match_action():
 
 
 def test_device_and_dtype_config():
-    pol = tiny_hf_policy(device="auto")
+    pol = tiny(device="auto")
     assert pol.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="temperature"):
-        tiny_hf_policy(greedy=False, temperature=0.0)
+        tiny(greedy=False, temperature=0.0)

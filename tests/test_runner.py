@@ -4,21 +4,21 @@ import csv
 
 import pytest
 
-from londi.lm import ExpertPolicy
 from londi.runner import evaluate, run
-from londi.switch import make_switcher
-from londi.switch.encoders import HashedNgramEncoder
 from londi.switch.toy import CorridorTextEnv, NoisyExpertPolicy
+from tests.helpers import expert, hashed, switcher
 
 DETERMINISTIC_DROP = ("charts/SPS", "compute/quick_seconds", "compute/deepthink_seconds", "compute/gpu_seconds")
 
 
-def _args(tmp, name="londi", **sw):
-    sw_kw = {"cost": 0.05, "algo_kwargs": {"learning_starts": 50, "target_update_interval": 50}} if name == "londi" else {}
-    sw_kw.update(sw)
+SB3_FAST = ("switcher.dqn.learning_starts=50", "switcher.dqn.target_update_interval=50")
+
+
+def _args(tmp, name="londi", *overrides):
+    extra = ("switcher.cost=0.05", *SB3_FAST) if name == "londi" else ()
     return dict(env_fn=lambda: CorridorTextEnv(length=8, max_steps=20), quick=NoisyExpertPolicy(),
-                deepthink=ExpertPolicy(simulated_params=10**6), switcher=make_switcher(name, **sw_kw), run_dir=tmp,
-                seed=3, total_steps=400, eval_episodes=5, eval_every=100, log_every=20, encoder=HashedNgramEncoder(32))
+                deepthink=expert("deepthink", 10**6), switcher=switcher(name, *extra, *overrides), run_dir=tmp,
+                seed=3, total_steps=400, eval_episodes=5, eval_every=100, log_every=20, encoder=hashed(32))
 
 
 def _rows(path, drop=()):
@@ -30,7 +30,7 @@ def test_run_writes_episodes_and_metrics_with_design_names(tmp_path):
     res = run(**_args(tmp_path / "r"))
     assert res.total_steps == 400 and len(res.evals) == 4  # after 100, 200, 300 and the final one
     m = _rows(tmp_path / "r" / "metrics.csv")
-    for key in ("charts/episodic_return", "charts/success_rate", "charts/SPS", "switch/deepthink_frac", "switch/lambda",
+    for key in ("charts/episodic_return", "charts/success_rate", "charts/SPS", "switch/deepthink_frac", "switch/cost",
                 "budget/remaining", "budget/violations", "compute/quick_calls", "compute/deepthink_flops",
                 "compute/gpu_seconds", "compute/total_flops", "losses/loss", "eval/success_rate"):
         assert key in m[0], key
@@ -41,8 +41,9 @@ def test_run_writes_episodes_and_metrics_with_design_names(tmp_path):
         assert key in e[0]
     train_steps = sum(int(r["env_steps"]) for r in e if r["phase"] == "train")
     assert train_steps <= 400
-    scores = evaluate(tmp_path / "r", _args(None)["env_fn"], NoisyExpertPolicy(), ExpertPolicy(simulated_params=10**6),
-                      make_switcher("londi", cost=0.05), episodes=5, encoder=HashedNgramEncoder(32))
+    scores = evaluate(tmp_path / "r", _args(None)["env_fn"], NoisyExpertPolicy(), expert("deepthink", 10**6),
+                      switcher("londi", "switcher.cost=0.05", *SB3_FAST), episodes=5, encoder=hashed(32))
+    assert {r["global_step"] for r in scores["episodes"]} == {400}
     assert scores["eval/success_rate"] == pytest.approx(res.final_eval["eval/success_rate"])
     assert scores["eval/deepthink_calls"] == pytest.approx(res.final_eval["eval/deepthink_calls"])
     again = run(**_args(tmp_path / "r"))  # a finished run returns its stored result
@@ -55,18 +56,18 @@ class _Crash(Exception):
 
 @pytest.mark.parametrize("name", ["londi", "lagrangian"])
 def test_kill_and_resume_gives_identical_metrics(tmp_path, name):
-    extra = {"target_calls": 1.0, "rule": "pid"} if name == "lagrangian" else {}
-    full = run(**_args(tmp_path / "full", name, **extra))
+    extra = ("switcher.target_calls=1.0", "switcher.rule=pid") if name == "lagrangian" else ()
+    full = run(**_args(tmp_path / "full", name, *extra))
     # stop cleanly mid-run, then crash after the next checkpoint (rows past it get written, then truncated)
-    run(**_args(tmp_path / "cut", name, **extra), stop_after_steps=130)
+    run(**_args(tmp_path / "cut", name, *extra), stop_after_steps=130)
 
     def crash(step, metrics):
         if step == 260:
             raise _Crash
 
     with pytest.raises(_Crash):
-        run(**_args(tmp_path / "cut", name, **extra), callbacks=[crash])
-    resumed = run(**_args(tmp_path / "cut", name, **extra))
+        run(**_args(tmp_path / "cut", name, *extra), callbacks=[crash])
+    resumed = run(**_args(tmp_path / "cut", name, *extra))
     assert resumed.resumed_from == 200
     assert resumed.final_eval == full.final_eval
     for f in ("metrics.csv", "episodes.csv"):

@@ -5,13 +5,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from londi.lm import ExpertPolicy, RandomPolicy
-from londi.switch import make_switcher
 from londi.switch.baselines import AlwaysDeepthink
-from londi.switch.encoders import HashedNgramEncoder
 from londi.switch.env import SwitchingEnv
 from londi.switch.sb3 import MASKED_Q
 from londi.switch.toy import CorridorTextEnv
+from tests.helpers import expert, hashed, random_policy, switcher
 
 
 class AlwaysAsk(AlwaysDeepthink):
@@ -25,8 +23,8 @@ class AlwaysAsk(AlwaysDeepthink):
 @given(budget=st.integers(0, 6), seed=st.integers(0, 10_000), episodes=st.integers(1, 4),
        randomised=st.booleans())
 def test_budget_never_exceeded(budget, seed, episodes, randomised):
-    env = SwitchingEnv(CorridorTextEnv(length=12, max_steps=15), RandomPolicy(name="q"), RandomPolicy(name="d"),
-                       encoder=HashedNgramEncoder(16), budget=budget,
+    env = SwitchingEnv(CorridorTextEnv(length=12, max_steps=15), random_policy("q"), random_policy("d"),
+                       encoder=hashed(16), budget=budget,
                        budget_range=(0, budget) if randomised else None, seed=seed)
     sw = AlwaysAsk()
     for _ in range(episodes):
@@ -35,7 +33,7 @@ def test_budget_never_exceeded(budget, seed, episodes, randomised):
         calls = 0
         while True:
             _, _, term, trunc, info = env.step(sw.decide(obs, env.context()))
-            calls += info["switch"]["decision"]
+            calls += info["switch"]["deepthink_acted"]
             assert info["switch"]["episode_calls"] <= n
             if term or trunc:
                 break
@@ -44,9 +42,9 @@ def test_budget_never_exceeded(budget, seed, episodes, randomised):
 
 
 def test_masked_dqn_never_picks_deepthink_at_zero_budget():
-    env = SwitchingEnv(CorridorTextEnv(), RandomPolicy(name="q"), ExpertPolicy(name="d"), encoder=HashedNgramEncoder(16),
+    env = SwitchingEnv(CorridorTextEnv(), random_policy("q"), expert("d"), encoder=hashed(16),
                        budget=1, budget_obs=True)
-    sw = make_switcher("londi_b", budget=1, cost=0.0)
+    sw = switcher("londi_b", "switcher.budget=1", "switcher.cost=0.0")
     sw.setup(env, seed=0, total_steps=100)
     obs = np.random.default_rng(0).normal(size=(64, 17)).astype(np.float32)
     obs[:, -1] = 0.0

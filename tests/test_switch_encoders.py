@@ -3,7 +3,8 @@
 import numpy as np
 
 from londi.lm import ActResult, Step, TextState
-from londi.switch.encoders import HashedNgramEncoder, goal_lines
+from londi.switch.encoders import goal_lines
+from tests.helpers import hashed
 
 ACTIONS = ("turn left", "turn right", "go forward")
 
@@ -13,7 +14,7 @@ def _state(obs="You see a wall 1 step forward", history=()):
 
 
 def test_plain_encoder_has_n_features_and_ignores_history():
-    enc = HashedNgramEncoder(64)
+    enc = hashed(64)
     a = enc.encode(_state())
     b = enc.encode(_state(history=[Step("x", None, "turn left")]))
     assert a.shape == (64,) == (enc.dim,)
@@ -21,7 +22,7 @@ def test_plain_encoder_has_n_features_and_ignores_history():
 
 
 def test_history_features_see_past_actions_and_flag_repeated_observations():
-    enc = HashedNgramEncoder(256, history_features=True)
+    enc = hashed(256, history_features=True)
     obs = "You see a wall 1 step forward"
     fresh = enc.encode(_state(obs, [Step("elsewhere", None, "turn left")]))
     looped = enc.encode(_state(obs, [Step(obs, None, "turn left"), Step("elsewhere", None, "turn right")]))
@@ -32,7 +33,7 @@ def test_history_features_see_past_actions_and_flag_repeated_observations():
 
 
 def test_quick_features_hash_the_proposed_action_and_its_confidence():
-    enc = HashedNgramEncoder(256, quick_features=True)
+    enc = hashed(256, quick_features=True)
     assert enc.needs_quick_output and enc.dim == 259
     sure = ActResult(index=2, action="go forward", scores=np.log(np.array([0.05, 0.05, 0.9])))
     unsure = ActResult(index=0, action="turn left", scores=np.log(np.array([0.4, 0.3, 0.3])))
@@ -51,8 +52,8 @@ def test_goal_features_tell_where_the_goal_is_when_the_plain_bag_cannot():
     # Same words in both observations; only which object is left and which is right differs.
     left = "You see a red ball 2 steps left\nYou see a green box 2 steps right"
     right = "You see a red ball 2 steps right\nYou see a green box 2 steps left"
-    plain = HashedNgramEncoder(1024, ngram_max=1)
-    goal = HashedNgramEncoder(1024, ngram_max=1, goal_features=True)
+    plain = hashed(1024, ngram_max=1)
+    goal = hashed(1024, ngram_max=1, goal_features=True)
     assert np.allclose(plain.encode(_state(left)), plain.encode(_state(right)))
     assert not np.allclose(goal.encode(_state(left)), goal.encode(_state(right)))
     assert goal.dim == 1024

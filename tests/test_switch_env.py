@@ -8,16 +8,16 @@ from gymnasium.utils.env_checker import check_env
 
 import envs
 import londi.lm.usage
-from londi.lm import ExpertPolicy, LMPolicy, PolicyError, RandomPolicy
-from londi.switch.encoders import HashedNgramEncoder
+from londi.lm import LMPolicy, PolicyError
 from londi.switch.env import SwitchingEnv
 from londi.switch.toy import CorridorTextEnv, NoisyExpertPolicy
+from tests.helpers import expert, hashed, random_policy
 
 
 def _env(**kw):
-    kw.setdefault("encoder", HashedNgramEncoder(32))
-    return SwitchingEnv(CorridorTextEnv(length=10, max_steps=30), kw.pop("quick", RandomPolicy(name="q")),
-                        kw.pop("deepthink", ExpertPolicy(name="d")), **kw)
+    kw.setdefault("encoder", hashed(32))
+    return SwitchingEnv(CorridorTextEnv(length=10, max_steps=30), kw.pop("quick", random_policy("q")),
+                        kw.pop("deepthink", expert("d")), **kw)
 
 
 class Down(LMPolicy):
@@ -41,7 +41,7 @@ def test_reward_is_env_reward_minus_cost_of_deepthink_only():
         a = t % 2
         _, r, term, trunc, info = env.step(a)
         sw = info["switch"]
-        assert sw["decision"] == a
+        assert sw["deepthink_acted"] == a
         assert r == pytest.approx(sw["env_reward"] - (0.25 if a else 0.0))
         if term or trunc:
             env.reset()
@@ -86,7 +86,7 @@ def test_deepthink_failure_falls_back_to_quick_and_is_reported(caplog):
             n = len(steps)
             assert steps[-1]["episode"]["fallbacks"] == n and f"failed {n} of the {n} times" in caplog.records[-1].getMessage()
     sw = steps[0]
-    assert sw["fallback"] and sw["actor"] == "quick" and sw["decision"] == 0
+    assert sw["fallback"] and sw["actor"] == "quick" and sw["deepthink_acted"] == 0
     assert sw["usage"]["deepthink"]["calls"] == 0 and sw["usage"]["quick"]["calls"] == 1  # no action, no call
     assert env.deepthink.meter.total().calls == 0 and steps[-1]["episode"]["deepthink_model_calls"] == 0
     strict = _env(deepthink=Down("down"), fallback_to_quick=False)
@@ -111,7 +111,7 @@ def test_budget_mask_and_observation_feature():
     obs, *_ = env.step(1)
     assert obs[-1] == 0.0 and env.action_masks().tolist() == [True, False]
     _, _, _, _, info = env.step(1)
-    assert info["switch"]["blocked"] and info["switch"]["decision"] == 0 and info["switch"]["episode_calls"] == 2
+    assert info["switch"]["blocked"] and info["switch"]["deepthink_acted"] == 0 and info["switch"]["episode_calls"] == 2
 
 
 def test_episode_seeds_are_reproducible_and_restore_mid_episode():
@@ -137,7 +137,7 @@ def test_episode_seeds_are_reproducible_and_restore_mid_episode():
 
 
 def test_episode_features_count_time_and_repeated_observations_before_the_budget():
-    env = _env(encoder=HashedNgramEncoder(32, episode_features=True), budget=4)
+    env = _env(encoder=hashed(32, episode_features=True), budget=4)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (32 + 2 + 1,) == env.observation_space.shape
     assert obs[-3] == 0.0 and obs[-2] == 0.0 and obs[-1] == 1.0  # no time used, first visit, full budget
@@ -151,7 +151,7 @@ def test_episode_features_count_time_and_repeated_observations_before_the_budget
         assert obs[-3] == pytest.approx(t / 30)  # CorridorTextEnv(max_steps=30)
         assert obs[-2] == pytest.approx(min(1.0, (seen[text] - 1) / 3))
     assert max(seen.values()) > 1
-    restored = _env(encoder=HashedNgramEncoder(32, episode_features=True), budget=4)
+    restored = _env(encoder=hashed(32, episode_features=True), budget=4)
     restored.load_state_dict(env.state_dict())
     assert np.allclose(restored.current_obs(), env.current_obs())  # the visit counts travel with a checkpoint
 
@@ -178,7 +178,7 @@ def test_gymnasium_check_env(monkeypatch, quick_first):
     # sums: those differ run to run because time does, not because the env does. Freezing the meter's clock
     # (not the meter) leaves everything else in the info (calls, tokens, FLOPs, budget, rewards) to compare.
     monkeypatch.setattr(londi.lm.usage, "time", _FrozenClock)
-    env = SwitchingEnv(envs.make("BabyAI-Text-GoToLocal-v0"), RandomPolicy(name="q"),
-                       ExpertPolicy(name="d", simulated_params=10**6), encoder=HashedNgramEncoder(32),
+    env = SwitchingEnv(envs.make("BabyAI-Text-GoToLocal-v0"), random_policy("q"),
+                       expert("d", 10**6), encoder=hashed(32),
                        needs_quick_output=quick_first, budget=3, cost=0.1)
     check_env(env, skip_render_check=True)

@@ -2,12 +2,10 @@
 
 import pytest
 
-from londi.lm import ExpertPolicy, RandomPolicy
-from londi.switch import make_switcher
-from londi.switch.encoders import HashedNgramEncoder
 from londi.switch.env import SwitchingEnv
-from londi.switch.lagrange import make_lambda_rule
+from londi.switch.multiplier import make_lambda_rule
 from londi.switch.toy import CorridorTextEnv
+from tests.helpers import expert, hashed, random_policy, switcher
 
 
 @pytest.mark.parametrize("rule,kw", [("sgd", {"lr": 0.05}), ("pid", {"kp": 0.02, "ki": 0.02, "kd": 0.01})])
@@ -45,8 +43,8 @@ def test_unknown_rule_is_named():
 
 
 def test_switcher_updates_lambda_and_env_cost_at_episode_end():
-    sw = make_switcher("lagrangian", target_calls=1.0, rule="sgd", lr=0.1)
-    env = SwitchingEnv(CorridorTextEnv(), RandomPolicy(name="q"), ExpertPolicy(name="d"), encoder=HashedNgramEncoder(16),
+    sw = switcher("lagrangian", "switcher.target_calls=1.0", "switcher.rule=sgd", "switcher.lr=0.1")
+    env = SwitchingEnv(CorridorTextEnv(), random_policy("q"), expert("d"), encoder=hashed(16),
                        **sw.env_options(train=True))
     sw.setup(env, seed=0, total_steps=100)
     assert env.cost == 0.0

@@ -4,11 +4,9 @@ import tempfile
 
 import pytest
 
-from londi.lm import ExpertPolicy, RandomPolicy
-from londi.switch import make_switcher
-from londi.switch.encoders import HashedNgramEncoder
 from londi.switch.env import SwitchingEnv
 from londi.switch.toy import CorridorTextEnv
+from tests.helpers import expert, hashed, random_policy, switcher
 
 
 @pytest.mark.parametrize("algo", ["dqn", "ppo"])
@@ -16,9 +14,10 @@ def test_learning_and_reloading_leave_no_sb3_log_folders(tmp_path, monkeypatch, 
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where SB3's default logger would write
-    env = SwitchingEnv(CorridorTextEnv(), RandomPolicy(name="q"), ExpertPolicy(name="d"), encoder=HashedNgramEncoder(16),
+    env = SwitchingEnv(CorridorTextEnv(), random_policy("q"), expert("d"), encoder=hashed(16),
                        cost=0.1)
-    sw = make_switcher("londi", algo=algo, algo_kwargs={"learning_starts": 10} if algo == "dqn" else {"n_steps": 32})
+    sw = switcher("londi", f"switcher.algo={algo}",
+                  "switcher.dqn.learning_starts=10" if algo == "dqn" else "switcher.ppo.n_steps=32")
     sw.setup(env, seed=0, total_steps=64)
     seen = []
     sw.learn(env, 64, seen.append)

@@ -14,6 +14,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+import londi.config  # noqa: F401 - registers the schemas before Hydra composes
 from londi.cascade.cascade import OnlineCascade
 from londi.cascade.deferral import ForcedDeferral
 from londi.lm.usage import ComputeMeter
@@ -23,13 +24,13 @@ from londi.paths import CONFIG_DIR
 
 def build(cfg: DictConfig) -> tuple[Any, OnlineCascade]:
     """The stream and the cascade described by `cfg` (also usable without Hydra, e.g. from a notebook)."""
-    from hydra.utils import instantiate
+    from londi.build import instantiate_node
 
-    stream = instantiate(cfg.cascade.stream, _convert_="all")
+    stream = instantiate_node(cfg.cascade.stream)
     meter = ComputeMeter()
     chain = cfg.cascade.levels.chain
-    levels = [instantiate(lv, _partial_=True, _convert_="all")(num_classes=stream.num_classes, meter=meter) for lv in chain]
-    c = OmegaConf.to_container(cfg.cascade, resolve=True)
+    levels = [instantiate_node(lv, _partial_=True)(num_classes=stream.num_classes, meter=meter) for lv in chain]
+    c = OmegaConf.to_container(cfg.cascade, resolve=True, enum_to_str=True)
     del c["stream"], c["levels"]
     forced = ForcedDeferral(c.pop("forced_p0"), c.pop("forced_decay"))
     return stream, OnlineCascade(levels, forced=forced, seed=int(cfg.seed), **c)
@@ -37,12 +38,13 @@ def build(cfg: DictConfig) -> tuple[Any, OnlineCascade]:
 
 def _loggers(cfg: DictConfig, run_dir: Path) -> RunLogger:
     loggers: list[RunLogger] = [CSVLogger(run_dir)]
-    if cfg.wandb.mode != "disabled":
+    mode = str(getattr(cfg.wandb.mode, "value", cfg.wandb.mode))
+    if mode != "disabled":
         from londi.loggers.wandb_logger import WandbLogger
 
         loggers.append(
             WandbLogger(
-                run_dir, config=OmegaConf.to_container(cfg, resolve=True), mode=cfg.wandb.mode,
+                run_dir, config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), mode=mode,
                 project=cfg.wandb.project, group=cfg.wandb.group, job_type="cascade",
             )
         )

@@ -28,7 +28,7 @@ from londi.cascade.deferral import (
 from londi.lm.policy import ActResult, LMPolicy
 from londi.lm.state import TextState
 from londi.lm.usage import ComputeMeter, Usage
-from londi.switch.base import DEEPTHINK, QUICK, DecisionContext, Switcher, Transition, register_switcher
+from londi.switch.base import DEEPTHINK, QUICK, DecisionContext, Switcher, Transition
 
 
 def state_text(state: TextState) -> str:
@@ -47,10 +47,11 @@ class OnlineNgramPolicy(LMPolicy):
 
     def __init__(
         self,
-        name: str = "quick",
-        n_features: int = 2**18,
-        ngram_range: tuple[int, int] = (1, 2),
-        lr: float = 0.5,
+        *,
+        name: str,
+        n_features: int,
+        ngram_range: tuple[int, int] | list[int],
+        lr: float,
         meter: ComputeMeter | None = None,
     ):
         super().__init__(name, meter)
@@ -108,7 +109,6 @@ class OnlineNgramPolicy(LMPolicy):
         self.weight = np.load(Path(directory) / f"{self.name}_ngram_weight.npy")
 
 
-@register_switcher("cascade")
 class CascadeSwitcher(Switcher):
     """Online-cascade router: DEEPTHINK iff QUICK's deferral head says defer (or forced early on).
 
@@ -126,17 +126,18 @@ class CascadeSwitcher(Switcher):
 
     def __init__(
         self,
-        mu: float = 0.5,
-        forced_p0: float = 1.0,
-        forced_decay: float = 0.995,
-        audit_rate: float = 0.0,
-        calibration_weight: float = 0.0,
-        distill: bool = True,
-        head_hidden: int = 16,
-        head_lr: float = 1e-2,
-        top_k: int = 4,
-        head_objective: str = "error",
-        seed: int = 0,
+        *,
+        mu: float,
+        forced_p0: float,
+        forced_decay: float,
+        audit_rate: float,
+        calibration_weight: float,
+        distill: bool,
+        head_hidden: int,
+        head_lr: float,
+        top_k: int,
+        head_objective: str,
+        seed: int,
     ):
         if head_objective not in HEAD_OBJECTIVES:
             raise ValueError(f"head_objective={head_objective!r}; choose one of {HEAD_OBJECTIVES}")
@@ -187,7 +188,7 @@ class CascadeSwitcher(Switcher):
 
     def observe(self, t: Transition) -> None:
         self._steps += 1
-        self._deepthink += int(t.decision == DEEPTHINK)
+        self._deepthink += int(t.acted == DEEPTHINK)
         if t.deepthink is None or t.quick is None or t.quick.scores is None:
             return
         y = t.deepthink.index

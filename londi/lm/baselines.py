@@ -22,9 +22,10 @@ class ExpertPolicy(LMPolicy):
 
     def __init__(
         self,
-        name: str = "expert",
-        simulated_params: int | None = None,
-        simulated_flops_per_second: float = 1e11,
+        *,
+        name: str,
+        simulated_params: int | None,
+        simulated_flops_per_second: float,
         meter: ComputeMeter | None = None,
     ):
         super().__init__(name, meter)
@@ -59,7 +60,7 @@ class ExpertPolicy(LMPolicy):
 class RandomPolicy(LMPolicy):
     """Uniform over admissible actions; seeded for reproducibility."""
 
-    def __init__(self, name: str = "random", seed: int | None = None, meter: ComputeMeter | None = None):
+    def __init__(self, *, name: str, seed: int | None, meter: ComputeMeter | None = None):
         super().__init__(name, meter)
         self._rng = np.random.default_rng(seed)
 

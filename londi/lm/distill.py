@@ -622,7 +622,7 @@ def evaluate_model_dir(model_dir: str | Path, env_id: str | Iterable[str], episo
     Writes the result into the directory's londi_distill.json (key "eval") and regenerates MODEL_CARD.md.
     Returns the updated metadata.
     """
-    from londi.lm.hf import HFPolicy
+    from londi import build
 
     model_dir = Path(model_dir)
     meta_path = model_dir / LONDI_META
@@ -630,7 +630,9 @@ def evaluate_model_dir(model_dir: str | Path, env_id: str | Iterable[str], episo
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        policy = HFPolicy(name="distilled", path=str(model_dir))
+        cfg = build.config(["model@quick=hf", "device=cpu", "quick.device=cpu", "quick.dtype=float32"])
+        cfg.quick.path = str(model_dir)  # set, not typed as an override: any path is fine
+        policy = build.model(cfg, "quick")
         levels = {}
         for env in env_ids(list(env_id) if not isinstance(env_id, str) else env_id):
             stats: CollectionStats = evaluate(_make_env_factory(env, env_kwargs), lambda s: policy.act_one(s).index,

@@ -156,6 +156,9 @@ def compute_parameters(model: torch.nn.Module) -> tuple[int, int]:
 class HFPolicy(LMPolicy):
     """A transformers LM as a policy (see the module doc for the FLOPs formula).
 
+    Settings come from the `model` config group (configs/model/hf.yaml, distilled.yaml); the arguments
+    that default to None mean "as the model directory's londi_distill.json says, else the builder's".
+
     Args:
         path: local model directory, "londi-assets:models/NAME" (a model shipped in the package), or hub
             name (or None with `model` and `tokenizer` given).
@@ -173,20 +176,21 @@ class HFPolicy(LMPolicy):
 
     def __init__(
         self,
-        name: str = "hf",
+        *,
+        name: str,
+        device: str,
+        dtype: str,
+        mode: str,
+        greedy: bool,
+        temperature: float,
+        max_new_tokens: int,
         path: str | None = None,
         model: Any = None,
         tokenizer: Any = None,
-        device: str = "cpu",
-        dtype: str = "float32",
         max_prompt_tokens: int | None = None,
         score: str | None = None,
-        mode: str = "score",
         history: int | None = None,
         history_chunk: int | None = None,
-        temperature: float = 1.0,
-        greedy: bool = True,
-        max_new_tokens: int = 16,
         candidate_eos: bool = False,
         add_bos: bool | None = None,
         seed: int | None = None,

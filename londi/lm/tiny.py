@@ -24,6 +24,8 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
+from londi.lm.usage import ComputeMeter
+
 CAUSAL_ARCHS = ("llama", "gpt2")
 SEQ2SEQ_ARCHS = ("t5",)
 
@@ -133,22 +135,33 @@ def tiny_model(
 
 
 def tiny_hf_policy(
-    name: str = "tiny_hf",
-    arch: str = "llama",
-    tokenizer: str = "byte",
-    d_model: int = 32,
-    n_layer: int = 2,
-    n_head: int = 2,
-    model_seed: int = 0,
-    **policy_kwargs,
+    *,
+    name: str,
+    arch: str,
+    tokenizer: str,
+    d_model: int,
+    n_layer: int,
+    n_head: int,
+    model_seed: int,
+    device: str,
+    mode: str,
+    score: str,
+    history: int,
+    max_prompt_tokens: int,
+    greedy: bool,
+    temperature: float,
+    max_new_tokens: int,
+    seed: int | None,
+    meter: ComputeMeter | None = None,
 ):
-    """An `HFPolicy` on a random tiny model: the `tiny_hf` config option (real code path, no files).
+    """An `HFPolicy` (float32) on a random tiny model: the `tiny_hf` config option (real code path, no files).
 
     Its choices are meaningless (random weights); it exists to exercise and time the hf backend.
-    `policy_kwargs` go to `HFPolicy` (mode, score, history, max_prompt_tokens, device, meter, ...).
     """
     from londi.lm.hf import HFPolicy
 
     tok = make_tokenizer(tokenizer)
     model = tiny_model(arch, tok, d_model=d_model, n_layer=n_layer, n_head=n_head, seed=model_seed)
-    return HFPolicy(name=name, model=model, tokenizer=tok, **policy_kwargs)
+    return HFPolicy(name=name, model=model, tokenizer=tok, device=device, dtype="float32", mode=mode, score=score,
+                    history=history, max_prompt_tokens=max_prompt_tokens, greedy=greedy, temperature=temperature,
+                    max_new_tokens=max_new_tokens, seed=seed, meter=meter)

@@ -1,6 +1,7 @@
 """Weights & Biases as a `RunLogger`: the same metric keys as the CSV, against env steps.
 
-Why one W&B run per job: multirun jobs (joblib workers, submitit tasks) may share a process, so every
+A resumed training run passes the id of its first W&B run (`run_id`, kept in run_info.json), so W&B
+continues that run instead of starting a second one. Why one W&B run per job: multirun jobs (joblib workers, submitit tasks) may share a process, so every
 logger starts its own run (`reinit="create_new"`) and `close()` always calls `finish()`; a failed job is
 finished with `exit_code=1` so W&B marks it failed. Offline mode writes `<dir>/wandb/offline-run-*`,
 which `wandb sync <that folder>` uploads later.
@@ -30,6 +31,7 @@ class WandbLogger:
         tags: Sequence[str] = (),
         job_type: str = "train",
         notes: str | None = None,
+        run_id: str | None = None,
     ):
         import wandb
 
@@ -48,6 +50,8 @@ class WandbLogger:
             tags=[str(t)[:64] for t in tags],  # W&B limits tag length to 64 characters
             job_type=job_type,
             notes=notes,
+            id=run_id,
+            resume="allow" if run_id else None,
             reinit="create_new",
             settings=wandb.Settings(console="off", silent=True, x_disable_stats=True),
         )

@@ -1,29 +1,10 @@
-"""Switching control: who acts at each state, QUICK (0) or DEEPTHINK (1). See `londi.switch.base`."""
+"""Switching control: who acts at each state, QUICK (0) or DEEPTHINK (1). See `londi.switch.base`.
 
-from londi.switch.base import (
-    DEEPTHINK,
-    QUICK,
-    DecisionContext,
-    Switcher,
-    Transition,
-    make_switcher,
-    register_switcher,
-    registered_switchers,
-)
+Switchers are built from the `switcher` config group (`londi.build.switcher`); the classes live in
+`baselines` (always_quick, always_deepthink, random, heuristic, oracle), `londi`, `londi_b`, `lagrangian`
+and `londi.cascade.router` (cascade).
+"""
 
-__all__ = [
-    "DEEPTHINK",
-    "QUICK",
-    "DecisionContext",
-    "Switcher",
-    "Transition",
-    "make_switcher",
-    "register_switcher",
-    "registered_switchers",
-]
+from londi.switch.base import DEEPTHINK, QUICK, DecisionContext, Switcher, Transition
 
-# Register the built-in switchers (names used by the `switcher` config group).
-from londi.switch import baselines as _baselines  # noqa: E402,F401
-from londi.switch import lagrangian as _lagrangian  # noqa: E402,F401
-from londi.switch import londi as _londi  # noqa: E402,F401
-from londi.switch import londi_b as _londi_b  # noqa: E402,F401
+__all__ = ["DEEPTHINK", "QUICK", "DecisionContext", "Switcher", "Transition"]

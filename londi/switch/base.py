@@ -75,7 +75,7 @@ class Transition:
     """One switching step, handed to `Switcher.observe` (online learners) after the env stepped."""
 
     obs: np.ndarray
-    decision: int
+    acted: int  # who acted: QUICK (0) or DEEPTHINK (1), after the budget mask and any fallback
     reward: float
     next_obs: np.ndarray
     terminated: bool
@@ -136,7 +136,7 @@ class Switcher:
             self.observe(
                 Transition(
                     obs=obs,
-                    decision=sw["decision"],
+                    acted=sw["deepthink_acted"],
                     reward=float(reward),
                     next_obs=next_obs,
                     terminated=terminated,
@@ -176,31 +176,3 @@ class Switcher:
         if not path.exists():
             raise FileNotFoundError(f"{path} missing: not a switcher checkpoint directory (see Switcher.save)")
         self.load_state_dict(json.loads(path.read_text())["state"])
-
-
-_REGISTRY: dict[str, Callable[..., Switcher]] = {}
-
-
-def register_switcher(name: str) -> Callable[[Callable[..., Switcher]], Callable[..., Switcher]]:
-    """Class decorator: make a switcher constructible by name (`make_switcher(name, **kwargs)`)."""
-
-    def deco(cls: Callable[..., Switcher]) -> Callable[..., Switcher]:
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
-
-def make_switcher(name: str, **kwargs: Any) -> Switcher:
-    """Build a registered switcher by name; the error lists the valid names."""
-    import londi.switch  # noqa: F401 - registers the built-in switchers
-
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown switcher {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](**kwargs)
-
-
-def registered_switchers() -> list[str]:
-    import londi.switch  # noqa: F401
-
-    return sorted(_REGISTRY)

@@ -6,14 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from londi.switch.base import DEEPTHINK, QUICK, DecisionContext, Switcher, register_switcher
+from londi.switch.base import DEEPTHINK, QUICK, DecisionContext, Switcher
 
 
 def _allowed(decision: int, ctx: DecisionContext) -> int:
     return decision if ctx.action_mask[decision] else QUICK
 
 
-@register_switcher("always_quick")
 class AlwaysQuick(Switcher):
     """QUICK acts everywhere: the cheap lower bound."""
 
@@ -24,7 +23,6 @@ class AlwaysQuick(Switcher):
         return QUICK
 
 
-@register_switcher("always_deepthink")
 class AlwaysDeepthink(Switcher):
     """DEEPTHINK acts everywhere it is allowed: the expensive upper bound."""
 
@@ -35,14 +33,13 @@ class AlwaysDeepthink(Switcher):
         return _allowed(DEEPTHINK, ctx)
 
 
-@register_switcher("random")
 class RandomSwitcher(Switcher):
     """DEEPTHINK with probability p at every state (the reference for "same call rate")."""
 
     name = "random"
     reads_obs = False
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, *, p: float):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"random switcher: p must be in [0, 1], got {p}")
         self.p = float(p)
@@ -57,9 +54,8 @@ class RandomSwitcher(Switcher):
         self.p = float(state.get("p", self.p))
 
 
-@register_switcher("heuristic")
 class HeuristicSwitcher(Switcher):
-    """SwiftSage's hand-written switch (DESIGN.md), on QUICK's proposed action.
+    """SwiftSage's hand-written switch (Lin et al. 2023), on QUICK's proposed action.
 
     DEEPTHINK when QUICK's proposal repeats a recent (observation, action) pair (a loop), when progress
     stalled for `stall_steps` steps, or after `max_failures` consecutive steps that changed nothing; never
@@ -71,7 +67,7 @@ class HeuristicSwitcher(Switcher):
     reads_obs = False
     needs_quick_output = True
 
-    def __init__(self, stall_steps: int = 8, max_failures: int = 2, max_consecutive: int = 2, entropy_threshold: float | None = None):
+    def __init__(self, *, stall_steps: int, max_failures: int, max_consecutive: int, entropy_threshold: float | None):
         self.stall_steps = stall_steps
         self.max_failures = max_failures
         self.max_consecutive = max_consecutive
@@ -91,7 +87,6 @@ class HeuristicSwitcher(Switcher):
         return _allowed(DEEPTHINK if (loop or stalled or failing or unsure) else QUICK, ctx)
 
 
-@register_switcher("oracle")
 class OracleSwitcher(Switcher):
     """DEEPTHINK exactly where QUICK's action differs from the expert's: the fewest calls that match the expert.
 

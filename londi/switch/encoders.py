@@ -11,7 +11,6 @@ Three kinds, swappable through the `encoder` config group:
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
 
 import numpy as np
 
@@ -75,12 +74,13 @@ class HashedNgramEncoder(Encoder):
 
     def __init__(
         self,
-        n_features: int = 512,
-        ngram_max: int = 2,
-        quick_features: bool = False,
-        history_features: bool = False,
-        goal_features: bool = False,
-        episode_features: bool = False,
+        *,
+        n_features: int,
+        ngram_max: int,
+        quick_features: bool,
+        history_features: bool,
+        goal_features: bool,
+        episode_features: bool,
         cache_size: int = 50_000,
     ):
         from sklearn.feature_extraction.text import HashingVectorizer
@@ -154,7 +154,7 @@ class QuickHiddenEncoder(Encoder):
     needs_quick_output = True
     needs_quick_hidden = True
 
-    def __init__(self, dim: int | None = None, quick_features: bool = True):
+    def __init__(self, *, dim: int | None, quick_features: bool):
         self._hidden_dim = dim
         self.quick_features = quick_features
         self.dim = (dim or 0) + (3 if quick_features else 0)
@@ -189,13 +189,13 @@ class QuickHiddenEncoder(Encoder):
 class SentenceEmbeddingEncoder(Encoder):
     """Mean-pooled last hidden state of a local transformers model (`path`: a directory, never a hub download)."""
 
-    def __init__(self, path: str, max_length: int = 256, cache_size: int = 50_000, device: str = "cpu", **model_kwargs: Any):
+    def __init__(self, *, path: str, max_length: int, device: str, cache_size: int = 50_000):
         import torch
         from transformers import AutoModel, AutoTokenizer
 
         self._torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, local_files_only=True, **model_kwargs).to(device).eval()
+        self.model = AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
         self.device = device
         self.max_length = max_length
         self.dim = int(self.model.config.hidden_size)
@@ -216,11 +216,3 @@ class SentenceEmbeddingEncoder(Encoder):
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return v
-
-
-def make_encoder(kind: str = "hashed_ngram", **kwargs: Any) -> Encoder:
-    """Build an encoder by config name: hashed_ngram | quick_hidden | sentence_embedding."""
-    kinds = {"hashed_ngram": HashedNgramEncoder, "quick_hidden": QuickHiddenEncoder, "sentence_embedding": SentenceEmbeddingEncoder}
-    if kind not in kinds:
-        raise KeyError(f"unknown encoder {kind!r}; choose one of {', '.join(kinds)}")
-    return kinds[kind](**kwargs)

@@ -21,10 +21,11 @@ Reproducibility: episode k uses seed `base_seed + k`; policies are reseeded per 
 step), and `state_dict()/load_state_dict()` restore a run mid-episode by replaying the episode's recorded
 text actions, so a checkpointed run resumes exactly where it stopped.
 
-Every step's `info["switch"]` holds the decision, actor, per-model usage of this step, budget and, on the
-last step of an episode, an `"episode"` summary (the row of episodes.csv). A step's usage is what was spent
-on its own state only: `reset()` drops what was spent on the state of an abandoned episode (it stays in the
-policy's meter, but belongs to no step).
+Every step's `info["switch"]` holds the switcher's request (`requested`), who acted (`actor`,
+`deepthink_acted`: 1 only when DEEPTHINK's action was executed, after the budget mask and any fallback),
+per-model usage of this step, budget and, on the last step of an episode, an `"episode"` summary (the row
+of episodes.csv). A step's usage is what was spent on its own state only: `reset()` drops what was spent on
+the state of an abandoned episode (it stays in the policy's meter, but belongs to no step).
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ class SwitchingEnv(gym.Env):
             for k in USAGE_FIELDS:
                 ep["usage"][who][k] += step_usage[who][k]
         sw: dict[str, Any] = {
-            "requested": requested, "decision": int(paid), "actor": actor, "blocked": blocked, "fallback": fallback,
+            "requested": requested, "deepthink_acted": int(paid), "actor": actor, "blocked": blocked, "fallback": fallback,
             "env_reward": float(env_reward), "cost": self.cost if paid else 0.0, "usage": step_usage,
             "budget": ep["budget"], "budget_remaining": self.budget_remaining(), "episode_calls": ep["used"],
         }

@@ -1,7 +1,7 @@
 """Lagrangian switcher: E[DEEPTHINK calls per episode] <= d, with lambda >= 0 in place of a fixed cost.
 
 After every `update_every` training episodes, lambda takes a dual-ascent step on (mean measured calls - d)
-(`londi.switch.lagrange`: sgd or pid); the env then charges lambda per DEEPTHINK call, and the DQN replay
+(`londi.switch.multiplier`: sgd or pid); the env then charges lambda per DEEPTHINK call, and the DQN replay
 buffer recomputes stored rewards with the current lambda (`SwitchCostReplayBuffer`).
 """
 
@@ -10,19 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from londi.switch.base import register_switcher
-from londi.switch.lagrange import make_lambda_rule
+from londi.switch.multiplier import make_lambda_rule
 from londi.switch.sb3 import SB3Switcher, SwitchCostReplayBuffer
 
 
-@register_switcher("lagrangian")
 class LagrangianSwitcher(SB3Switcher):
     name = "lagrangian"
 
-    def __init__(self, target_calls: float = 4.0, rule: str = "pid", lr: float = 0.01, kp: float = 0.01,
-                 ki: float = 0.005, kd: float = 0.0, max_lambda: float | None = 1.0, update_every: int = 1,
-                 **kwargs: Any):
-        kwargs.pop("cost", None)
+    def __init__(self, *, target_calls: float, rule: str, lr: float, kp: float, ki: float, kd: float,
+                 max_lambda: float | None, update_every: int, **kwargs: Any):
         super().__init__(cost=0.0, **kwargs)
         if target_calls < 0:
             raise ValueError(f"lagrangian: target_calls d must be >= 0, got {target_calls}")

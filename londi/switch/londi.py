@@ -6,10 +6,8 @@ is exactly DQN on the `SwitchingEnv` (whose reward already subtracts c on DEEPTH
 
 from __future__ import annotations
 
-from londi.switch.base import register_switcher
 from londi.switch.sb3 import SB3Switcher
 
 
-@register_switcher("londi")
 class LondiSwitcher(SB3Switcher):
     name = "londi"

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from londi.switch.base import register_switcher
 from londi.switch.sb3 import SB3Switcher
 
 
-@register_switcher("londi_b")
 class LondiBSwitcher(SB3Switcher):
     name = "londi_b"
     masked = True
     uses_budget_obs = True
 
-    def __init__(self, budget: int = 4, budget_range: tuple[int, int] | list[int] | None = None, cost: float = 0.0, **kwargs: Any):
+    def __init__(self, *, budget: int, budget_range: tuple[int, int] | list[int] | None, cost: float, **kwargs: Any):
         super().__init__(cost=cost, **kwargs)
         if budget < 0:
             raise ValueError(f"londi_b: budget must be >= 0 DEEPTHINK calls per episode, got {budget}")

@@ -103,7 +103,7 @@ class SwitchCostReplayBuffer(NStepReplayBuffer):
         for i, info in enumerate(infos):
             sw = info.get("switch", {})
             self.env_rewards[self.pos, i] = sw.get("env_reward", reward[i])
-            self.paid[self.pos, i] = sw.get("decision", 0)
+            self.paid[self.pos, i] = sw.get("deepthink_acted", 0)
         self._cost_applied = None
         super().add(obs, next_obs, action, reward, done, infos)
 
@@ -147,19 +147,14 @@ LOSS_KEYS = {
     "ppo": ("losses/policy_gradient_loss", "losses/value_loss", "losses/entropy_loss", "losses/approx_kl",
             "losses/clip_fraction"),
 }
-DQN_DEFAULTS: dict[str, Any] = dict(
-    learning_rate=5e-4, buffer_size=20_000, learning_starts=500, batch_size=64, gamma=0.99, train_freq=1,
-    gradient_steps=1, target_update_interval=500, exploration_fraction=0.3, exploration_final_eps=0.05,
-    n_steps=5,  # n-step returns: a DEEPTHINK call's payoff shows up several steps later (results/switching.md)
-)
-PPO_DEFAULTS: dict[str, Any] = dict(learning_rate=3e-4, n_steps=256, batch_size=64, n_epochs=4, gamma=0.99, ent_coef=0.01)
 
 
 class SB3Switcher(Switcher):
     """A switcher learned by an SB3 algorithm on the `SwitchingEnv` (`algo`: dqn | ppo).
 
     `masked=True` (LONDI-B) uses the budget-masked DQN or MaskablePPO. `cost` is the per-call cost the env
-    charges. Extra algorithm arguments go in `algo_kwargs`, network shape in `net_arch`.
+    charges. The algorithm's arguments are `dqn` or `ppo` (whichever `algo` names; both are in the config,
+    so either can be overridden: `switcher.dqn.train_freq=4`), the network shape `net_arch`.
     """
 
     learns = True
@@ -167,19 +162,21 @@ class SB3Switcher(Switcher):
 
     def __init__(
         self,
-        algo: str = "dqn",
-        cost: float = 0.05,
-        algo_kwargs: Mapping[str, Any] | None = None,
-        net_arch: list[int] | None = None,
-        device: str = "cpu",
-        needs_quick_output: bool = False,
+        *,
+        algo: str,
+        cost: float,
+        dqn: Mapping[str, Any],
+        ppo: Mapping[str, Any],
+        net_arch: list[int],
+        device: str,
+        needs_quick_output: bool,
     ):
         if algo not in ("dqn", "ppo"):
             raise ValueError(f"{self.name}: algo must be 'dqn' or 'ppo', got {algo!r}")
-        self.algo = algo
+        self.algo = str(algo)
         self.cost = float(cost)
-        self.algo_kwargs = dict(algo_kwargs or {})
-        self.net_arch = list(net_arch) if net_arch is not None else [64, 64]
+        self.algo_kwargs = dict(dqn if algo == "dqn" else ppo)  # the arguments of the chosen algorithm
+        self.net_arch = list(net_arch)
         self.device = device
         self.needs_quick_output = needs_quick_output
         self.model: Any = None
@@ -194,15 +191,15 @@ class SB3Switcher(Switcher):
     @property
     def step_quantum(self) -> int:  # type: ignore[override]
         if self.algo == "ppo":
-            return int(self.algo_kwargs.get("n_steps", PPO_DEFAULTS["n_steps"]))
-        tf = self.algo_kwargs.get("train_freq", DQN_DEFAULTS["train_freq"])
+            return int(self.algo_kwargs["n_steps"])
+        tf = self.algo_kwargs["train_freq"]
         return int(tf if isinstance(tf, int) else tf[0])
 
     def _algo(self) -> tuple[type, Any, dict[str, Any]]:
         if self.algo == "ppo":
             cls = SwitchMaskablePPO if self.masked else SwitchPPO
-            return cls, "MlpPolicy", {**PPO_DEFAULTS, **self.algo_kwargs}
-        kwargs = {**DQN_DEFAULTS, **self.algo_kwargs}
+            return cls, "MlpPolicy", dict(self.algo_kwargs)
+        kwargs = dict(self.algo_kwargs)
         if self.masked:
             return MaskedDQN, BudgetMaskedDQNPolicy, kwargs
         return SwitchDQN, "MlpPolicy", kwargs

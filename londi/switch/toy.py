@@ -76,7 +76,7 @@ class NoisyExpertPolicy(ExpertPolicy):
     def __init__(self, name: str = "noisy_expert", hard_words: Sequence[str] = ("far",), hard_error: float = 0.8,
                  easy_error: float = 0.05, seed: int | None = 0, simulated_params: int | None = None,
                  meter: ComputeMeter | None = None):
-        super().__init__(name=name, simulated_params=simulated_params, meter=meter)
+        super().__init__(name=name, simulated_params=simulated_params, simulated_flops_per_second=1e13, meter=meter)
         self.hard_words = tuple(hard_words)
         self.hard_error, self.easy_error = hard_error, easy_error
         self._rng = np.random.default_rng(seed)

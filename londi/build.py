@@ -1,0 +1,129 @@
+"""The one construction path: every object of an experiment is built from its composed config.
+
+`londi-train`, `londi-evaluate`, the scripts, the tests and user code all build switchers, encoders, LM
+policies and env factories here, from a config composed by Hydra (`londi.config.compose`), so the same
+overrides always give the same objects:
+
+    from londi import build
+    parts = build.components(["switcher=londi", "switcher.cost=0.05", "model@deepthink=distilled"])
+    sw = build.switcher(["switcher=londi_b", "switcher.budget=2"])      # just one group
+    quick = build.model(["model@quick=hf", "quick.path=/models/x"], role="quick")
+
+Each builder takes a composed config or a list of overrides. Group nodes are converted to plain
+containers first (choices such as `algo: dqn` arrive as strings), then `hydra.utils.instantiate`d.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from londi.config import compose
+
+Overrides = Sequence[str]
+
+
+def config(cfg: DictConfig | Overrides = ()) -> DictConfig:
+    """`cfg` itself, or `londi-train`'s config composed with these overrides."""
+    return cfg if isinstance(cfg, DictConfig) else compose("config", list(cfg))
+
+
+def instantiate_node(node: Any, **kwargs: Any) -> Any:
+    """`hydra.utils.instantiate` on a plain copy of `node` (resolved, choices as strings)."""
+    from hydra.errors import InstantiationException
+
+    plain = OmegaConf.to_container(node, resolve=True, enum_to_str=True) if OmegaConf.is_config(node) else node
+    try:
+        return instantiate(plain, **kwargs)
+    except InstantiationException as e:  # the constructor's own error (type and message) is the useful one
+        if e.__cause__ is not None:
+            raise e.__cause__ from None
+        raise
+
+
+def env_fn(cfg: DictConfig | Overrides = ()) -> Callable[[], Any]:
+    """A zero-argument factory of fresh text envs (one per call)."""
+    return instantiate_node(config(cfg).env, _partial_=True)
+
+
+def model(cfg: DictConfig | Overrides = (), role: str = "quick") -> Any:
+    """The LM policy in `role` (quick | deepthink)."""
+    if role not in ("quick", "deepthink"):
+        raise ValueError(f"role must be 'quick' or 'deepthink', got {role!r}")
+    return instantiate_node(config(cfg)[role])
+
+
+def encoder(cfg: DictConfig | Overrides = ()) -> Any:
+    c = config(cfg)
+    return instantiate_node(c.encoder) if c.get("encoder") is not None else None
+
+
+def switcher(cfg: DictConfig | Overrides = ()) -> Any:
+    return instantiate_node(config(cfg).switcher)
+
+
+@dataclass
+class Components:
+    """Everything one run needs, built from one config."""
+
+    cfg: DictConfig
+    env_fn: Callable[[], Any]
+    quick: Any
+    deepthink: Any
+    encoder: Any
+    switcher: Any
+
+
+def components(cfg: DictConfig | Overrides = ()) -> Components:
+    c = config(cfg)
+    return Components(cfg=c, env_fn=env_fn(c), quick=model(c, "quick"), deepthink=model(c, "deepthink"),
+                      encoder=encoder(c), switcher=switcher(c))
+
+
+_HYDRA_KEYS = frozenset({"_target_", "_convert_", "_partial_", "_recursive_", "_args_"})
+
+
+def validate(cfg: DictConfig) -> None:
+    """Fail with one clear `ConfigError` on what composition lets through: a value left `???`, a key that
+    the `_target_` it configures does not take (`+switcher.cots=1`), a run length that is not positive.
+    Cheap; call it before creating anything."""
+    import inspect
+
+    from hydra.utils import get_method
+
+    from londi.errors import ConfigError
+
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
+    if missing:
+        raise ConfigError(f"no value for {', '.join(missing)}: set {'it' if len(missing) == 1 else 'them'} on the "
+                         f"command line, e.g. {missing[0]}=...")
+
+    def check(node: Any, where: str) -> None:
+        if isinstance(node, DictConfig):
+            target = node.get("_target_")
+            if target is not None:
+                try:
+                    fn = get_method(str(target))
+                except Exception as e:
+                    raise ConfigError(f"{where}._target_={target!r} cannot be imported: {e}") from None
+                params = inspect.signature(fn).parameters
+                if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                    unknown = sorted(k for k in node if k not in params and k not in _HYDRA_KEYS)
+                    if unknown:
+                        valid = sorted(k for k in params if k not in ("self", "meter"))
+                        raise ConfigError(f"{where} has no key {', '.join(unknown)} ({target} takes: "
+                                         f"{', '.join(valid)})")
+            for k in node:
+                if k != "hydra":
+                    check(node._get_node(k), f"{where}.{k}" if where else str(k))
+
+    check(cfg, "")
+    positive = {"total_steps": 1, "eval_episodes": 0, "eval_every": 0, "checkpoint_every": 0, "threads": 1, "n_envs": 1}
+    for key, low in positive.items():
+        value = cfg.get(key)
+        if value is not None and int(value) < low:
+            raise ConfigError(f"{key}={value} is out of range: it must be >= {low}")

@@ -1,0 +1,46 @@
+"""Small builders the tests share: switchers from the real config path, tiny encoders and policies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from londi import build
+from londi.lm.baselines import ExpertPolicy, RandomPolicy
+from londi.switch.encoders import HashedNgramEncoder
+
+
+def switcher(name: str, *overrides: str) -> Any:
+    """The switcher `londi-train switcher=NAME OVERRIDES...` builds."""
+    return build.switcher([f"switcher={name}", *overrides])
+
+
+def hashed(n_features: int = 16, ngram_max: int = 2, **flags: bool) -> HashedNgramEncoder:
+    """A small hashed-n-gram encoder, every feature flag off unless given."""
+    opts = {"quick_features": False, "history_features": False, "goal_features": False, "episode_features": False}
+    return HashedNgramEncoder(n_features=n_features, ngram_max=ngram_max, **{**opts, **flags})
+
+
+def expert(name: str = "d", simulated_params: int | None = None) -> ExpertPolicy:
+    return ExpertPolicy(name=name, simulated_params=simulated_params, simulated_flops_per_second=1e13)
+
+
+def random_policy(name: str = "q", seed: int | None = 0) -> RandomPolicy:
+    return RandomPolicy(name=name, seed=seed)
+
+
+HF_SETTINGS = {"device": "cpu", "dtype": "float32", "mode": "score", "greedy": True, "temperature": 1.0,
+               "max_new_tokens": 16}
+
+
+def hf_policy(**kwargs: Any) -> Any:
+    """An `HFPolicy` with the settings of configs/model/hf.yaml on CPU (kwargs: path or model+tokenizer, ...)."""
+    from londi.lm.hf import HFPolicy
+
+    return HFPolicy(**{**HF_SETTINGS, **kwargs})
+
+
+def tiny(meter: Any = None, **overrides: Any) -> Any:
+    """The `tiny_hf` model option as `londi-train model@quick=tiny_hf quick.KEY=VALUE ...` builds it."""
+    cfg = build.config(["model@quick=tiny_hf", *(f"quick.{k}={'null' if v is None else v}" for k, v in overrides.items())])
+    # the meter goes to the built object, not through Hydra (which would turn a dataclass into a config)
+    return build.instantiate_node(cfg.quick, _partial_=True)(meter=meter)
