@@ -108,6 +108,7 @@ class LondiConfig:
     checkpoint_every: int = 5_000  # env steps between checkpoints (resume restarts from the last one)
     run_dir: str = "${hydra:runtime.output_dir}"  # everything the run writes goes here
     device: str = "cpu"  # for hf models and torch switchers: cpu | cuda | cuda:N
+    threads: int = 1  # torch CPU threads, set when the run starts: CPU device seconds depend on it
 
 
 @dataclass

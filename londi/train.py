@@ -114,11 +114,14 @@ def build_components(cfg: DictConfig) -> dict[str, Any]:
 
 def train(cfg: DictConfig) -> float:
     """Run one job: provenance, loggers, components, `londi.runner.run`; returns the final success rate."""
+    import torch
+
     from londi import runner
 
     choices = hydra_choices()
     run_dir = Path(cfg.run_dir)
-    info = write_run_files(cfg, run_dir, extra={"choices": choices})
+    torch.set_num_threads(cfg.threads)  # CPU device seconds depend on it: pinned, and recorded below
+    info = write_run_files(cfg, run_dir, extra={"choices": choices, "torch_threads": torch.get_num_threads()})
     loggers = build_loggers(cfg, run_dir, choices, info.get("commit"))
     failed = True
     try:
