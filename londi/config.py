@@ -156,11 +156,35 @@ class DistillConfig:
     evaluate_only: str | None = None  # path of a saved model: only measure it (HFPolicy) and rewrite its card
 
 
+class ReportSource(str, enum.Enum):
+    """Which episodes measure a run: its final evaluation (`eval`) or `londi-evaluate`'s eval.csv."""
+
+    eval = "eval"
+    evaluate = "evaluate"
+
+
+# The figures' y axis: success rate, or the mean return (ScienceWorld: score / 100). Functional form because
+# OmegaConf matches an enum by member name, and `return` is a keyword.
+ReportMetric = enum.Enum("ReportMetric", {"success": "success", "return": "return"}, type=str)
+
+
+@dataclass
+class ReportConfig:
+    """`londi-report` (configs/report.yaml): tables and figures over a run or sweep folder."""
+
+    dir: str = MISSING  # a londi-train run folder, or a multirun folder holding several
+    out: str | None = None  # where the report goes; None: <dir>/report
+    source: ReportSource = ReportSource.eval
+    metric: ReportMetric = ReportMetric["success"]
+    include_unfinished: bool = False  # also tabulate runs that stopped before their end (listed either way)
+
+
 def register_configs() -> None:
     """Store the schemas (idempotent: Hydra's ConfigStore overwrites by name)."""
     cs = ConfigStore.instance()
     cs.store(name="londi_schema", node=LondiConfig)
     cs.store(name="distill_schema", node=DistillConfig)
+    cs.store(name="report_schema", node=ReportConfig)
     cs.store(group="env/babyai_text", name="base", node=BabyAITextEnvConfig)
     cs.store(group="env/scienceworld", name="base", node=ScienceWorldEnvConfig)
 
@@ -185,6 +209,17 @@ def _first_set(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
 
 
+def _if_folder(path: Any, then: Any) -> str:
+    """`${londi.if_folder:${dir},OUT}`: OUT when `dir` is a folder, else "." (the current directory).
+
+    Why: Hydra creates its run dir before the app starts; a misspelt `dir=` would leave an empty folder
+    behind. "." exists already, so Hydra creates nothing and the app itself says what is wrong.
+    """
+    from pathlib import Path
+
+    return str(then) if path is not None and Path(str(path)).is_dir() else "."
+
+
 def _register_resolvers() -> None:
     if not OmegaConf.has_resolver("londi.first_set"):
         OmegaConf.register_new_resolver("londi.first_set", _first_set)
@@ -192,6 +227,8 @@ def _register_resolvers() -> None:
         from londi.rundir import run_name_from_parts
 
         OmegaConf.register_new_resolver("londi.run_name", run_name_from_parts)
+    if not OmegaConf.has_resolver("londi.if_folder"):
+        OmegaConf.register_new_resolver("londi.if_folder", _if_folder)
 
 
 register_configs()
