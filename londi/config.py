@@ -179,12 +179,30 @@ class ReportConfig:
     include_unfinished: bool = False  # also tabulate runs that stopped before their end (listed either way)
 
 
+class EvalSplit(str, enum.Enum):
+    """`train`: the run's own env and evaluation seeds; `test`: held-out objects, variations or seeds."""
+
+    train = "train"
+    test = "test"
+
+
+@dataclass
+class EvaluateConfig:
+    """`londi-evaluate` (configs/evaluate.yaml): re-evaluate a run folder's switcher."""
+
+    run_dir: str = MISSING  # a londi-train run folder
+    episodes: int = 100
+    split: EvalSplit = EvalSplit.test
+    override: dict[str, Any] = field(default_factory=dict)  # keys of the run's config: +override.device=cuda
+
+
 def register_configs() -> None:
     """Store the schemas (idempotent: Hydra's ConfigStore overwrites by name)."""
     cs = ConfigStore.instance()
     cs.store(name="londi_schema", node=LondiConfig)
     cs.store(name="distill_schema", node=DistillConfig)
     cs.store(name="report_schema", node=ReportConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(group="env/babyai_text", name="base", node=BabyAITextEnvConfig)
     cs.store(group="env/scienceworld", name="base", node=ScienceWorldEnvConfig)
 
