@@ -192,6 +192,44 @@ class CascadeAppConfig:
     progress: bool = True
     wandb: CascadeWandbConfig = field(default_factory=CascadeWandbConfig)
     run_dir: str = "${hydra:runtime.output_dir}"
+class ReportSource(str, enum.Enum):
+    """Which episodes measure a run: its final evaluation (`eval`) or `londi-evaluate`'s eval.csv."""
+
+    eval = "eval"
+    evaluate = "evaluate"
+
+
+# The figures' y axis: success rate, or the mean return (ScienceWorld: score / 100). Functional form because
+# OmegaConf matches an enum by member name, and `return` is a keyword.
+ReportMetric = enum.Enum("ReportMetric", {"success": "success", "return": "return"}, type=str)
+
+
+@dataclass
+class ReportConfig:
+    """`londi-report` (configs/report.yaml): tables and figures over a run or sweep folder."""
+
+    dir: str = MISSING  # a londi-train run folder, or a multirun folder holding several
+    out: str | None = None  # where the report goes; None: <dir>/report
+    source: ReportSource = ReportSource.eval
+    metric: ReportMetric = ReportMetric["success"]
+    include_unfinished: bool = False  # also tabulate runs that stopped before their end (listed either way)
+
+
+class EvalSplit(str, enum.Enum):
+    """`train`: the run's own env and evaluation seeds; `test`: held-out objects, variations or seeds."""
+
+    train = "train"
+    test = "test"
+
+
+@dataclass
+class EvaluateConfig:
+    """`londi-evaluate` (configs/evaluate.yaml): re-evaluate a run folder's switcher."""
+
+    run_dir: str = MISSING  # a londi-train run folder
+    episodes: int = 100
+    split: EvalSplit = EvalSplit.test
+    override: dict[str, Any] = field(default_factory=dict)  # keys of the run's config: +override.device=cuda
 
 
 def register_configs() -> None:
@@ -203,6 +241,8 @@ def register_configs() -> None:
     cs.store(name="londi_schema", node=LondiConfig)
     cs.store(name="distill_schema", node=DistillConfig)
     cs.store(name="cascade_app_schema", node=CascadeAppConfig)
+    cs.store(name="report_schema", node=ReportConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(group="env/babyai_text", name="base", node=BabyAITextEnvConfig)
     cs.store(group="env/scienceworld", name="base", node=ScienceWorldEnvConfig)
 
@@ -252,6 +292,17 @@ def _first_set(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
 
 
+def _if_folder(path: Any, then: Any) -> str:
+    """`${londi.if_folder:${dir},OUT}`: OUT when `dir` is a folder, else "." (the current directory).
+
+    Why: Hydra creates its run dir before the app starts; a misspelt `dir=` would leave an empty folder
+    behind. "." exists already, so Hydra creates nothing and the app itself says what is wrong.
+    """
+    from pathlib import Path
+
+    return str(then) if path is not None and Path(str(path)).is_dir() else "."
+
+
 def _register_resolvers() -> None:
     if not OmegaConf.has_resolver("londi.fingerprint"):
         OmegaConf.register_new_resolver("londi.fingerprint", _fingerprint_resolver)
@@ -261,6 +312,8 @@ def _register_resolvers() -> None:
         from londi.rundir import run_name_from_parts
 
         OmegaConf.register_new_resolver("londi.run_name", run_name_from_parts)
+    if not OmegaConf.has_resolver("londi.if_folder"):
+        OmegaConf.register_new_resolver("londi.if_folder", _if_folder)
 
 
 register_configs()

@@ -8,24 +8,34 @@ needs nothing else. API keys come back from the environment variables the config
 Splits: `train` evaluates on the run's own env; `test` on its held-out counterpart: BabyAI-Text
 MixedTrainLocal -> MixedTestLocal (held-out objects), ScienceWorld `split=test` variations; other levels
 have no held-out objects, so `test` uses seeds disjoint from training and periodic evaluation
-(`TEST_SEED_OFFSET`); `train` replays the run's own evaluation seeds. Any other `key=value` overrides the run's config (e.g. `env.id=...`, `deepthink=...`
-keys, `device=cuda`).
+(`TEST_SEED_OFFSET`); `train` replays the run's own evaluation seeds. `+override.<key>=<value>` sets a key of
+the run's config (e.g. `+override.env.id=...`, `+override.device=cuda`); a key the run's config lacks fails.
+
+Each episode row (eval.csv) carries the training step of the switcher that played it (`global_step`: its
+checkpoint's step) and its own seed (`episode_seed`); eval.json gives the same step, the seed range, the
+means per episode, and a 95% Wilson interval for the success rate (episodes of one switcher are the
+replicates here, and Wilson stays inside [0, 1]). Torch runs on the run's `threads` (default 1), as in
+training, so device seconds compare with the run's own; eval.json records them and how they were measured.
 
     londi-evaluate run_dir=outputs/2025-01-01/12-00-00_londi_b-b4-s0 episodes=100 split=test
+    londi-evaluate --help                                 the keys (a Hydra app: configs/evaluate.yaml)
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import hydra
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+import londi.config  # noqa: F401 - registers the schemas and resolvers before Hydra composes
+from londi.paths import CONFIG_DIR
+from londi.report import read_checkpoint
 from londi.rundir import load_run_config
 
 SPLITS = ("train", "test")
@@ -52,48 +62,82 @@ def split_env_config(env_cfg: DictConfig, split: str) -> tuple[DictConfig, int |
     return env_cfg, TEST_SEED_OFFSET
 
 
+# per-episode identifiers, not quantities: never averaged into eval.json
+IDENTIFIERS = ("phase", "episode", "global_step", "env_steps", "seed", "episode_seed", "split")
+
+
 def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """eval.json's numbers: success, return and calls/compute per model, as means per episode."""
+    """eval.json's numbers: success (with its 95% Wilson interval), return and calls/compute per model, as
+    means per episode, and the range of the episodes' seeds."""
+    from scipy import stats
+
     df = pd.DataFrame(list(rows))
     out: dict[str, Any] = {"episodes": len(df)}
     for col in df.columns:
-        if col in ("phase", "episode", "env_steps", "seed"):
+        if col in IDENTIFIERS:
             continue
         vals = pd.to_numeric(df[col], errors="coerce")
         if vals.notna().any():
             out[col] = float(vals.mean())
-    if "success" in df.columns and len(df) > 1:
-        p = float(pd.to_numeric(df["success"], errors="coerce").mean())
-        out["success_ci95"] = 1.96 * math.sqrt(max(p * (1 - p), 0.0) / len(df))  # normal approximation
+    if "episode_seed" in df.columns and df["episode_seed"].notna().any():
+        out["episode_seed_min"], out["episode_seed_max"] = int(df["episode_seed"].min()), int(df["episode_seed"].max())
+    if "success" in df.columns and len(df):
+        wins = int(pd.to_numeric(df["success"], errors="coerce").fillna(0).astype(bool).sum())
+        ci = stats.binomtest(wins, len(df)).proportion_ci(0.95, method="wilson")
+        out["success_ci95_low"], out["success_ci95_high"] = float(ci.low), float(ci.high)
+        out["success_interval"] = "95% Wilson score interval over the episodes"
     return out
 
 
+def _check_overrides(cfg: Any, override: Mapping[str, Any], prefix: str = "") -> None:
+    """Every overridden key must exist in the run's config: a misspelt one would change nothing, silently."""
+    for key, val in override.items():
+        if not (isinstance(cfg, Mapping | DictConfig) and key in cfg):
+            raise ValueError(f"override.{prefix}{key}: the run's config has no key {prefix}{key!s}")
+        if isinstance(val, Mapping) and isinstance(cfg[key], Mapping | DictConfig):
+            _check_overrides(cfg[key], val, f"{prefix}{key}.")
+
+
 def evaluate_run(
-    run_dir: str | Path, episodes: int = 100, split: str = "test", overrides: Sequence[str] = ()
+    run_dir: str | Path, episodes: int = 100, split: str = "test",
+    overrides: Sequence[str] | Mapping[str, Any] = (),
 ) -> dict:
-    """Evaluate a run folder's switcher; writes and returns the summary (also in `eval.json`)."""
+    """Evaluate a run folder's switcher; writes and returns the summary (also in `eval.json`).
+
+    `overrides` set keys of the run's config: a mapping (`{"device": "cuda"}`) or dotted `key=value`s.
+    """
+    import torch
+
     from londi import runner
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     if overrides:
+        extra = (OmegaConf.create(dict(overrides)) if isinstance(overrides, Mapping)
+                 else OmegaConf.from_dotlist(list(overrides)))
+        _check_overrides(cfg, OmegaConf.to_container(extra))
         with open_dict(cfg):
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+            cfg = OmegaConf.merge(cfg, extra)
+    threads = int(cfg.get("threads", 1))  # runs made before `threads` existed: the default, 1
+    torch.set_num_threads(threads)
     env_cfg, offset = split_env_config(cfg.env, split)
     from londi import build
 
+    quick, deepthink = build.instantiate_node(cfg.quick), build.instantiate_node(cfg.deepthink)
     result = runner.evaluate(
         run_dir=run_dir,
         env_fn=build.instantiate_node(env_cfg, _partial_=True),
-        quick=build.instantiate_node(cfg.quick),
-        deepthink=build.instantiate_node(cfg.deepthink),
+        quick=quick,
+        deepthink=deepthink,
         encoder=build.instantiate_node(cfg.encoder),
         switcher=build.instantiate_node(cfg.switcher),
         episodes=episodes,
         seed=None if offset is None else int(cfg.seed) + offset,
     )
+    step = read_checkpoint(run_dir)[0]  # the step of the weights runner.evaluate loaded (switcher/ = the final one)
     rows = _episode_rows(result)
     for r in rows:
+        r["global_step"] = "" if step is None else step
         r.setdefault("split", split)
     pd.DataFrame(rows).to_csv(run_dir / EVAL_CSV, index=False)
     summary = {
@@ -101,6 +145,12 @@ def evaluate_run(
         "split": split,
         "env_id": str(env_cfg.get("id", "")),
         "seed_offset": offset,
+        "global_step": step,
+        "threads": threads,
+        "device_kinds": {
+            role: sorted({u.device_kind for u in pol.meter.totals.values() if u.calls})
+            for role, pol in (("quick", quick), ("deepthink", deepthink))
+        },
         **summarize(rows),
     }
     (run_dir / EVAL_JSON).write_text(json.dumps(summary, indent=2) + "\n")
@@ -118,25 +168,32 @@ def _episode_rows(result: Any) -> list[dict[str, Any]]:
     raise TypeError(f"runner.evaluate returned {type(result).__name__}, which holds no episode rows")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """`londi-evaluate run_dir=DIR [episodes=N] [split=train|test] [any.config.key=value ...]`."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    own, overrides = {}, []
-    for a in args:
-        key = a.split("=", 1)[0]
-        if "=" not in a:
-            raise SystemExit(f"londi-evaluate: expected key=value, got {a!r}")
-        if key in ("run_dir", "episodes", "split"):
-            own[key] = a.split("=", 1)[1]
-        else:
-            overrides.append(a)
-    if "run_dir" not in own:
-        raise SystemExit(
-            "usage: londi-evaluate run_dir=<a londi-train run folder> [episodes=N] [split=train|test] [key=value ...]"
-        )
-    summary = evaluate_run(own["run_dir"], int(own.get("episodes", 100)), own.get("split", "test"), overrides)
+def evaluate(cfg: DictConfig) -> dict:
+    """The Hydra task: evaluate from the composed `EvaluateConfig` and print the summary."""
+    split = str(getattr(cfg.split, "value", cfg.split))
+    summary = evaluate_run(cfg.run_dir, cfg.episodes, split, OmegaConf.to_container(cfg.override))
     print(json.dumps(summary, indent=2))
-    print(f"londi-evaluate: wrote {Path(own['run_dir']) / EVAL_JSON} and {EVAL_CSV}")
+    print(f"londi-evaluate: wrote {Path(cfg.run_dir) / EVAL_JSON} and {EVAL_CSV}")
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+def _app(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`londi-evaluate run_dir=DIR [episodes=N] [split=train|test] [+override.<key>=<value> ...]` (a Hydra
+    app: `--help`, `--cfg job`). `argv` replaces the command line."""
+    if argv is None:
+        _app()
+        return
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else "londi-evaluate", *argv]
+    try:
+        _app()
+    finally:
+        sys.argv = saved
 
 
 if __name__ == "__main__":

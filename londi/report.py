@@ -2,15 +2,23 @@
 
 Why from the CSVs: they are always written, with or without W&B, so a report can be rebuilt anywhere
 from the run folders alone. Each run is one (env, switcher, budget, cost, seed); seeds are aggregated
-into a mean and a 95% confidence interval (Student t). Outputs, in `out` (default `<dir>/report`):
+into a mean and a 95% interval (see `interval`). Outputs, in `out` (default `<dir>/report`):
 
-- `report.md`: per (env, switcher, budget/cost) success, return, DEEPTHINK calls, DEEPTHINK and total
-  FLOPs and device seconds per episode, and the compute saved against always_deepthink;
-- `summary.csv` (the same, machine-readable) and `runs.csv` (one row per run);
+- `report.md`: per (env, switcher, budget/cost) the training steps, success, return, DEEPTHINK calls,
+  DEEPTHINK and total FLOPs and device seconds per episode, and the compute saved against
+  always_deepthink; under it how device seconds were measured, and every run left out of the table;
+- `summary.csv` (the same, machine-readable) and `runs.csv` (one row per run folder, with its status);
 - `pareto.png`: success (or, with `metric=return`, the mean return) vs DEEPTHINK compute per episode, one
   point per switcher/budget/cost, with the Pareto front (the points no other point beats on both);
 - `compute_curve.png`: cumulative compute (FLOPs, and device seconds) against env steps per switcher;
 - `budget.png`: success (or return) against the budget for budgeted switchers, when there are several.
+
+Which runs count: finished ones. A run that stopped early (killed, failed, still running) would average its
+early evaluation into the others' final one, so it is listed under the table with its last step instead;
+`include_unfinished=true` tabulates it too (the `steps` column then shows the mix). A run's status is the
+`status` in its run.json when the runner wrote one (running, finished, failed), else its latest checkpoint
+(the newest checkpoint's `runner.json` says `finished: true` once the final evaluation and `switcher/`
+are saved); a run folder with no checkpoint and no metrics failed before training.
 
 Which episodes count: the final evaluation (rows with phase == "eval" at the run's last evaluation
 step, `global_step`), or a run's `eval.csv` from `londi-evaluate` when `source=evaluate`.
@@ -19,21 +27,32 @@ step, `global_step`), or a run's `eval.csv` from `londi-evaluate` when `source=e
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import hydra
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
+import londi.config  # noqa: F401 - registers the schemas and resolvers before Hydra composes
+from londi.paths import CONFIG_DIR
 from londi.rundir import RUN_INFO, load_run_config, run_name_from_parts
+
+log = logging.getLogger(__name__)
 
 EPISODES = "episodes.csv"
 METRICS = "metrics.csv"
+RUN_JSON = "run.json"  # written by londi.runner.run: total_steps, seeds, and `status` where the runner writes it
+EVAL_CSV, EVAL_JSON = "eval.csv", "eval.json"  # written by londi-evaluate
+RUN_MARKERS = (RUN_INFO, RUN_JSON, EPISODES)  # a folder holding any of these is a run folder
+FINISHED, UNFINISHED, FAILED = "finished", "unfinished", "failed"
 GROUP_KEYS = ["env", "switcher", "budget", "cost", "setting"]
 # the knob that tells runs of one switcher apart when it has no budget or cost (random p, Lagrangian d, cascade mu)
 SETTING_KEYS = (("p", "p"), ("target_calls", "d"), ("mu", "mu"))
@@ -47,11 +66,52 @@ EPISODE_STATS = {
     "total_flops": "total_flops",
     "device_seconds": "device_seconds",
 }
+# the range each quantity's interval is clipped to (None: unbounded); return's range depends on the env
+BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "success": (0.0, 1.0),
+    "return": (None, None),
+    "deepthink_calls": (0.0, None),
+    "quick_calls": (0.0, None),
+    "deepthink_flops": (0.0, None),
+    "total_flops": (0.0, None),
+    "device_seconds": (0.0, None),
+}
+INTERVAL_NOTE = (
+    "95% interval: Student t over the seeds' means (each seed trains its own switcher, so seeds, not "
+    "episodes, are the replicates), clipped to what the quantity can be: [0, 1] for success, >= 0 for calls, "
+    "FLOPs and seconds; return is not clipped (its range depends on the env); none with one seed"
+)
+FIGURE_NOTE = "Error bars: 95% Student-t interval over seeds, clipped to [0, 1] for success and to >= 0 for FLOPs"
+
+
+@dataclass
+class RunStatus:
+    """Whether a run reached its end, and how far it got (steps are training env steps)."""
+
+    status: str  # finished | unfinished | failed
+    told_by: str  # what said so: "run.json", "checkpoint", or what was missing
+    step: int | None = None  # the furthest step in its files (metrics, episodes, checkpoint)
+    total_steps: int | None = None
+    checkpoint_step: int | None = None
+    eval_step: int | None = None  # the step of its last evaluation
+    meters: dict[str, Any] = field(default_factory=dict)  # role -> {model: usage} at the latest checkpoint
+    note: str = ""
+
+    def describe(self) -> str:
+        """One line for the list under the table: `status (told by): last step N of M; ...`."""
+        of = f" of {self.total_steps}" if self.total_steps is not None else ""
+        parts = [f"last step {self.step}{of}" if self.step is not None else "no step logged"]
+        parts.append(f"last evaluation at step {self.eval_step}" if self.eval_step is not None else "no evaluation")
+        if self.checkpoint_step is not None and self.status != FINISHED:
+            parts.append(f"resumes from step {self.checkpoint_step}")
+        if self.note:
+            parts.append(self.note)
+        return f"{self.status} ({self.told_by}): " + "; ".join(parts)
 
 
 @dataclass
 class RunRecord:
-    """One run folder: what it was (env, switcher, budget, cost, seed) and its CSVs."""
+    """One run folder: what it was (env, switcher, budget, cost, seed), its CSVs and its status."""
 
     path: Path
     env: str
@@ -63,6 +123,9 @@ class RunRecord:
     metrics: pd.DataFrame | None
     simulated: list[str] = field(default_factory=list)  # models charged a configured size they do not run
     setting: str | None = None  # e.g. "p=0.1" (see SETTING_KEYS)
+    status: RunStatus = field(default_factory=lambda: RunStatus(FINISHED, "not read"))
+    threads: int | None = None  # torch CPU threads the run's device seconds were measured at
+    config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -70,19 +133,31 @@ class RunRecord:
 
 
 def find_runs(root: str | Path) -> list[Path]:
-    """Every folder under `root` (itself included) that holds an episodes.csv, sorted."""
+    """Every run folder under `root` (itself included), sorted: any folder holding run_info.json, run.json
+    or episodes.csv, so a run that failed before writing an episode is found too."""
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"londi-report: {root} does not exist (pass dir=<run or multirun dir>)")
-    return sorted({p.parent for p in root.rglob(EPISODES) if "report" not in p.parent.name})
+    found = set()
+    for marker in RUN_MARKERS:
+        for p in root.rglob(marker):
+            rel = p.parent.relative_to(root).parts
+            if any(part in (".hydra", "wandb", "checkpoints") or part.startswith(".") for part in rel):
+                continue
+            if "report" in p.parent.name:
+                continue
+            found.add(p.parent)
+    return sorted(found)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _choices(run_dir: Path) -> dict[str, str]:
-    info = run_dir / RUN_INFO
-    if info.exists():
-        choices = json.loads(info.read_text()).get("choices") or {}
-        if choices:
-            return choices
+    choices = _read_json(run_dir / RUN_INFO).get("choices") or {}
+    if choices:
+        return choices
     hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
     if hydra_yaml.exists():
         node = OmegaConf.load(hydra_yaml)
@@ -97,8 +172,92 @@ def _num(x) -> float | None:
         return None
 
 
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    """A CSV, or None when the file is absent; an empty file (a run killed as it began) is an empty frame."""
+    if not path.exists():
+        return None
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def _max_step(df: pd.DataFrame | None, column: str | None = None) -> int | None:
+    if df is None or df.empty:
+        return None
+    col = column or _step_column(df)
+    if col not in df.columns:
+        return None
+    vals = pd.to_numeric(df[col], errors="coerce").dropna()
+    return int(vals.max()) if len(vals) else None
+
+
+def read_checkpoint(run_dir: str | Path) -> tuple[int | None, dict | None, str]:
+    """(step, runner state, problem) of a run's newest readable checkpoint (`checkpoints/step_N/runner.json`,
+    verified by `londi.checkpoints`); (None, None, "") when it has none."""
+    import warnings
+
+    from londi.checkpoints import CheckpointError, CheckpointStore
+    from londi.runner import STATE_FILE
+
+    store = CheckpointStore(Path(run_dir) / "checkpoints")
+    if not store.steps():
+        return None, None, ""
+    try:
+        with warnings.catch_warnings():  # a fallback to the previous checkpoint is reported as the problem
+            warnings.simplefilter("ignore")
+            loaded = store.load(lambda folder: json.loads((folder / STATE_FILE).read_text()))
+    except CheckpointError as e:  # an unreadable checkpoint leaves the status unknown: said, not guessed
+        return store.steps()[0], None, f"checkpoints unreadable ({e})"
+    if loaded is None:
+        return None, None, ""
+    state, folder = loaded
+    step = int((state.get("tracker") or {}).get("steps", folder.name.rsplit("_", 1)[-1]))
+    problem = "" if step == store.steps()[0] else f"newest checkpoint unreadable; step {step} read instead"
+    return step, state, problem
+
+
+def run_status(run_dir: str | Path, episodes: pd.DataFrame | None = None, metrics: pd.DataFrame | None = None,
+               total_steps: Any = None) -> RunStatus:
+    """Whether the run in `run_dir` finished: run.json's `status` when present, else its latest checkpoint.
+
+    Without either, a run that logged steps is unfinished (killed, failed or still running: its files
+    cannot tell which) and one that logged nothing failed before training.
+    """
+    run_dir = Path(run_dir)
+    if episodes is None:
+        episodes = _read_csv(run_dir / EPISODES)
+    if metrics is None:
+        metrics = _read_csv(run_dir / METRICS)
+    meta = _read_json(run_dir / RUN_JSON)
+    total = _num(meta.get("total_steps", total_steps))
+    ckpt_step, state, problem = read_checkpoint(run_dir)
+    evals = episodes[episodes["phase"] == "eval"] if episodes is not None and "phase" in episodes.columns else None
+    steps = [s for s in (_max_step(metrics, "global_step"), _max_step(episodes), ckpt_step) if s is not None]
+    st = RunStatus(
+        UNFINISHED, "", step=max(steps) if steps else None, total_steps=None if total is None else int(total),
+        checkpoint_step=ckpt_step, eval_step=_max_step(evals) if evals is not None else _max_step(episodes),
+        meters=dict((state or {}).get("meters") or {}), note=problem,
+    )
+    explicit = meta.get("status")
+    if explicit is not None:
+        st.told_by = f"{RUN_JSON} status {explicit!r}"
+        st.status = FINISHED if explicit == FINISHED else FAILED if explicit == FAILED else UNFINISHED
+    elif state is not None and state.get("finished"):
+        st.status, st.told_by = FINISHED, "final checkpoint"
+    elif problem:
+        st.told_by = "status unknown"
+    elif ckpt_step is not None:
+        st.told_by = "latest checkpoint not final"
+    elif st.step is not None:
+        st.told_by = "no checkpoint yet"
+    else:
+        st.status, st.told_by = FAILED, "no checkpoint, metrics or episodes"
+    return st
+
+
 def load_run(run_dir: str | Path) -> RunRecord:
-    """Read one run folder (its config names the switcher, budget, cost and seed)."""
+    """Read one run folder (its config names the switcher, budget, cost and seed; its files its status)."""
     run_dir = Path(run_dir)
     try:
         cfg = OmegaConf.to_container(load_run_config(run_dir), resolve=False)
@@ -109,9 +268,10 @@ def load_run(run_dir: str | Path) -> RunRecord:
     env = cfg.get("env") or {}
     switcher = choices.get("switcher") or str(sw.get("_target_", "run")).rsplit(".", 1)[-1]
     env_name = choices.get("env") or str(env.get("id", "env"))
-    seed = cfg.get("seed")
-    episodes = pd.read_csv(run_dir / EPISODES)
-    metrics = pd.read_csv(run_dir / METRICS) if (run_dir / METRICS).exists() else None
+    seed = cfg.get("seed", _read_json(run_dir / RUN_JSON).get("seed"))
+    episodes = _read_csv(run_dir / EPISODES)
+    metrics = _read_csv(run_dir / METRICS)
+    threads = cfg.get("threads", _read_json(run_dir / RUN_INFO).get("torch_threads"))
     return RunRecord(
         path=run_dir,
         env=env_name,
@@ -120,29 +280,37 @@ def load_run(run_dir: str | Path) -> RunRecord:
         cost=_num(sw.get("cost")),
         setting=next((f"{short}={float(sw[k]):g}" for k, short in SETTING_KEYS if _num(sw.get(k)) is not None), None),
         seed=int(seed) if seed is not None else None,
-        episodes=episodes,
+        episodes=episodes if episodes is not None else pd.DataFrame(),
         metrics=metrics,
         simulated=[
             f"{m} ({cfg[m]['simulated_params']:.3g} params)"
             for m in ("quick", "deepthink")
             if isinstance(cfg.get(m), dict) and cfg[m].get("simulated_params")
         ],
+        status=run_status(run_dir, episodes, metrics, cfg.get("total_steps")),
+        threads=int(threads) if _num(threads) is not None else None,
+        config=cfg,
     )
 
 
-def final_episodes(run: RunRecord, source: str = "eval") -> pd.DataFrame:
-    """The episodes that measure a run: its last evaluation (or eval.csv with source=evaluate)."""
+def final_episodes(run: RunRecord, source: str = "eval", missing_ok: bool = False) -> pd.DataFrame:
+    """The episodes that measure a run: its last evaluation (or eval.csv with source=evaluate); empty when
+    it has not been evaluated yet (a missing eval.csv raises unless `missing_ok`)."""
     if source == "evaluate":
-        path = run.path / "eval.csv"
+        path = run.path / EVAL_CSV
         if not path.exists():
+            if missing_ok:
+                return pd.DataFrame()
             raise FileNotFoundError(f"{path} missing: run `londi-evaluate run_dir={run.path}` first")
         return pd.read_csv(path)
     ep = run.episodes
-    if "phase" in ep.columns and (ep["phase"] == "eval").any():
+    if "phase" in ep.columns:
         ev = ep[ep["phase"] == "eval"]
+        if ev.empty:
+            return ev
         at = _step_column(ev)
         return ev[ev[at] == ev[at].max()]
-    return ep  # a run with no evaluation: every episode it has
+    return ep  # episodes.csv without phases (not written by londi.runner): every episode it has
 
 
 def _step_column(df: pd.DataFrame) -> str:
@@ -151,12 +319,15 @@ def _step_column(df: pd.DataFrame) -> str:
 
 
 def run_table(runs: Sequence[RunRecord], source: str = "eval") -> pd.DataFrame:
-    """One row per run: the mean of each per-episode quantity over its final episodes."""
+    """One row per run: the mean of each per-episode quantity over its final episodes, the training step
+    they were measured at (`steps`), and the run's status."""
     rows = []
     for r in runs:
-        ep = final_episodes(r, source)
+        ep = final_episodes(r, source, missing_ok=r.status.status != FINISHED)
         row = {"env": r.env, "switcher": r.switcher, "budget": r.budget, "cost": r.cost, "setting": r.setting,
-               "seed": r.seed}
+               "seed": r.seed, "status": r.status.status}
+        row["steps"] = _max_step(ep, "global_step") if source == "evaluate" else _max_step(ep)
+        row["last_step"], row["total_steps"] = r.status.step, r.status.total_steps
         row["episodes"] = len(ep)
         for col, name in EPISODE_STATS.items():
             row[name] = (
@@ -169,36 +340,56 @@ def run_table(runs: Sequence[RunRecord], source: str = "eval") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def ci95(values: Sequence[float]) -> tuple[float, float]:
-    """(mean, half-width of the 95% Student-t interval); the half-width is NaN for fewer than 2 values."""
-    x = np.asarray([v for v in values if v == v], dtype=float)
-    if len(x) == 0:
-        return math.nan, math.nan
-    if len(x) < 2:
-        return float(x.mean()), math.nan
+def interval(values: Sequence[float], low: float | None = None, high: float | None = None,
+             level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, lower, upper): the Student-t interval of the mean over `values` (one per seed), clipped to
+    [low, high], the range the quantity can take. Bounds are NaN for fewer than 2 values.
+
+    Why t over seeds and not a Wilson interval over the pooled episodes: each seed trains its own switcher,
+    and a run's episodes all share it, so pooling would count correlated episodes as independent and hide
+    the seed-to-seed spread. Why clipped: a symmetric interval around a rate near 0 or 1 (or a count near
+    0) crosses bounds no seed can cross; the clipped interval keeps the t coverage and claims nothing
+    impossible.
+    """
     from scipy import stats
 
-    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
-    return float(x.mean()), float(half)
+    x = np.asarray([v for v in values if v == v], dtype=float)
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, math.nan, math.nan
+    sem = float(stats.sem(x))
+    lo, hi = (mean, mean) if sem == 0 else stats.t.interval(level, len(x) - 1, loc=mean, scale=sem)
+    lo = float(lo) if low is None else max(float(lo), low)
+    hi = float(hi) if high is None else min(float(hi), high)
+    return mean, lo, hi
 
 
 def aggregate(per_run: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95% CI over seeds per (env, switcher, budget, cost); adds compute saved vs always_deepthink."""
+    """Mean and clipped 95% interval over seeds per (env, switcher, budget, cost, setting) (`<name>_lo`,
+    `<name>_hi`), the training steps they were measured at (`steps_min`, `steps_max`), and the compute
+    saved against always_deepthink."""
     out = []
+    if per_run.empty:
+        return pd.DataFrame()
     keyed = per_run.assign(
         **{k: per_run[k].astype(object).where(per_run[k].notna(), None) for k in ("budget", "cost", "setting")}
     )
     for key, grp in keyed.groupby(GROUP_KEYS, dropna=False, sort=True):
         row = dict(zip(GROUP_KEYS, key, strict=True))
         row["seeds"] = int(grp["seed"].nunique()) if grp["seed"].notna().any() else len(grp)
+        row["runs"] = len(grp)
+        row["unfinished"] = int((grp["status"] != FINISHED).sum()) if "status" in grp.columns else 0
+        steps = pd.to_numeric(grp["steps"], errors="coerce") if "steps" in grp.columns else pd.Series(dtype=float)
+        row["steps_min"] = steps.min() if steps.notna().any() else math.nan
+        row["steps_max"] = steps.max() if steps.notna().any() else math.nan
         row["episodes"] = int(grp["episodes"].sum())
         for name in EPISODE_STATS.values():
-            m, h = ci95(grp[name].tolist())
-            row[name], row[f"{name}_ci95"] = m, h
+            m, lo, hi = interval(grp[name].tolist(), *BOUNDS[name])
+            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = m, lo, hi
         out.append(row)
     agg = pd.DataFrame(out)
-    if agg.empty:
-        return agg
     agg["compute_saved"] = math.nan
     for _env, grp in agg.groupby("env"):
         ref = grp[grp["switcher"] == "always_deepthink"]
@@ -206,6 +397,13 @@ def aggregate(per_run: pd.DataFrame) -> pd.DataFrame:
             base = float(ref["total_flops"].iloc[0])
             agg.loc[grp.index, "compute_saved"] = 1.0 - grp["total_flops"] / base
     return agg
+
+
+def _errors(agg: pd.DataFrame, name: str) -> np.ndarray:
+    """Asymmetric error-bar lengths (2, n) from the clipped interval; 0 where there is none."""
+    m = agg[name].to_numpy(float)
+    lo, hi = agg[f"{name}_lo"].to_numpy(float), agg[f"{name}_hi"].to_numpy(float)
+    return np.nan_to_num(np.vstack([m - lo, hi - m]))
 
 
 def pareto_front(x: Sequence[float], y: Sequence[float]) -> list[int]:
@@ -225,22 +423,34 @@ def pareto_front(x: Sequence[float], y: Sequence[float]) -> list[int]:
     return sorted(front, key=lambda i: pts[i][0])
 
 
-def _fmt(m: float, h: float, digits: int = 2, sci: bool = False) -> str:
+def _fmt(m: float, lo: float, hi: float, digits: int = 2, sci: bool = False) -> str:
+    """`mean [lower, upper]`, or the mean alone where there is no interval (one seed)."""
     if m != m:
         return "-"
     f = (lambda v: f"{v:.{digits}e}") if sci else (lambda v: f"{v:.{digits}f}")
-    return f"{f(m)} ± {f(h)}" if h == h else f(m)
+    return f"{f(m)} [{f(lo)}, {f(hi)}]" if lo == lo and hi == hi else f(m)
+
+
+def _steps(r: Mapping[str, Any]) -> str:
+    lo, hi = r.get("steps_min", math.nan), r.get("steps_max", math.nan)
+    if lo != lo:
+        return "-"
+    return f"{lo:.0f}" if lo == hi else f"{lo:.0f}-{hi:.0f}"
 
 
 def markdown_table(agg: pd.DataFrame) -> str:
-    """The summary as a markdown table (mean ± 95% CI half-width over seeds)."""
+    """The summary as a markdown table: mean [95% interval] over seeds (see `interval`)."""
     head = (
-        "| env | switcher | budget | cost | setting | seeds | success | return | DEEPTHINK calls/ep | DEEPTHINK FLOPs/ep "
-        "| total FLOPs/ep | device s/ep | compute saved vs always_deepthink |"
+        "| env | switcher | budget | cost | setting | seeds | steps | success | return | DEEPTHINK calls/ep "
+        "| DEEPTHINK FLOPs/ep | total FLOPs/ep | device s/ep | compute saved vs always_deepthink |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for _, r in agg.iterrows():
         saved = r.get("compute_saved", math.nan)
+
+        def cell(name: str, digits: int = 2, sci: bool = False, r=r) -> str:
+            return _fmt(r[name], r[f"{name}_lo"], r[f"{name}_hi"], digits, sci)
+
         lines.append(
             "| "
             + " | ".join(
@@ -251,12 +461,13 @@ def markdown_table(agg: pd.DataFrame) -> str:
                     "-" if r["cost"] is None or r["cost"] != r["cost"] else f"{r['cost']:g}",
                     r["setting"] if isinstance(r.get("setting"), str) else "-",
                     str(r["seeds"]),
-                    _fmt(r["success"], r["success_ci95"]),
-                    _fmt(r["return"], r["return_ci95"]),
-                    _fmt(r["deepthink_calls"], r["deepthink_calls_ci95"], 1),
-                    _fmt(r["deepthink_flops"], r["deepthink_flops_ci95"], 2, sci=True),
-                    _fmt(r["total_flops"], r["total_flops_ci95"], 2, sci=True),
-                    _fmt(r["device_seconds"], r["device_seconds_ci95"], 3),
+                    _steps(r),
+                    cell("success"),
+                    cell("return"),
+                    cell("deepthink_calls", 1),
+                    cell("deepthink_flops", 2, sci=True),
+                    cell("total_flops", 2, sci=True),
+                    cell("device_seconds", 3),
                     "-" if saved != saved else f"{100 * saved:.0f}%",
                 ]
             )
@@ -288,11 +499,11 @@ def plot_pareto(agg: pd.DataFrame, path: Path, metric: str = "success") -> Path:
     for ax, env in zip(axes[0], envs, strict=True):
         g = agg[agg["env"] == env].reset_index(drop=True)
         x, y = g["deepthink_flops"].to_numpy(float), g[metric].to_numpy(float)
-        xerr = np.nan_to_num(g["deepthink_flops_ci95"].to_numpy(float))
-        yerr = np.nan_to_num(g[f"{metric}_ci95"].to_numpy(float))
+        xerr, yerr = _errors(g, "deepthink_flops"), _errors(g, metric)
         for i, r in g.iterrows():
             color, marker = _style(plt, i)
-            ax.errorbar(x[i], y[i], xerr=xerr[i], yerr=yerr[i], fmt=marker, color=color, capsize=3, label=_label(r))
+            ax.errorbar(x[i], y[i], xerr=xerr[:, i : i + 1], yerr=yerr[:, i : i + 1], fmt=marker, color=color,
+                        capsize=3, label=_label(r))
         front = pareto_front(x, y)
         if len(front) > 1:
             ax.step(x[front], y[front], where="post", color="k", ls="--", lw=1, label="Pareto front")
@@ -305,10 +516,16 @@ def plot_pareto(agg: pd.DataFrame, path: Path, metric: str = "success") -> Path:
             ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
+    _caption(fig, FIGURE_NOTE + ("" if metric == "success" else "; return is not clipped") + ".")
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _caption(fig: Any, text: str) -> None:
+    """The figure's caption under the axes (says which interval the error bars are)."""
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.text(0.01, 0.01, text, fontsize=7, ha="left", va="bottom")
 
 
 def _style(plt: Any, i: int) -> tuple[Any, str]:
@@ -346,7 +563,7 @@ def compute_curves(runs: Sequence[RunRecord]) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-def plot_compute_curves(curves: pd.DataFrame, path: Path) -> Path:
+def plot_compute_curves(curves: pd.DataFrame, path: Path, seconds_note: str = "") -> Path:
     """Cumulative FLOPs (left) and device seconds (right) against env steps, mean over seeds per switcher."""
     import matplotlib
 
@@ -361,11 +578,14 @@ def plot_compute_curves(curves: pd.DataFrame, path: Path) -> Path:
             per_seed = []
             for _, s in g.groupby("seed", dropna=False):
                 s = s.sort_values("env_steps")
-                if s[col].notna().any():
-                    per_seed.append(np.interp(grid, s["env_steps"], s[col].ffill().fillna(0)))
+                if s[col].notna().any():  # NaN past a seed's last step: a shorter run is not held flat
+                    per_seed.append(np.interp(grid, s["env_steps"], s[col].ffill().fillna(0), right=np.nan))
             if per_seed:
+                arr = np.vstack(per_seed)
+                n = (~np.isnan(arr)).sum(axis=0)
+                mean = np.where(n > 0, np.nansum(arr, axis=0) / np.maximum(n, 1), np.nan)
                 name = label if curves["env"].nunique() == 1 else f"{env} {label}"
-                ax.plot(grid, np.mean(per_seed, axis=0), label=name, color=color, ls=("-", "--", ":")[k // 20 % 3])
+                ax.plot(grid, mean, label=name, color=color, ls=("-", "--", ":")[k // 20 % 3])
     axes[0].set_ylabel("cumulative FLOPs (QUICK + DEEPTHINK)")
     axes[1].set_ylabel("cumulative device seconds (QUICK + DEEPTHINK)")
     for ax in axes:
@@ -373,7 +593,10 @@ def plot_compute_curves(curves: pd.DataFrame, path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle("Compute used against env steps, per switcher (mean over seeds)")
-    fig.tight_layout()
+    if seconds_note:
+        _caption(fig, seconds_note)
+    else:
+        fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -395,7 +618,7 @@ def plot_budget(agg: pd.DataFrame, path: Path, metric: str = "success") -> Path 
         ax.errorbar(
             g["budget"].astype(float),
             g[metric],
-            yerr=np.nan_to_num(g[f"{metric}_ci95"]),
+            yerr=_errors(g, metric),
             marker="o",
             capsize=3,
             label=f"{env} {sw}",
@@ -407,76 +630,211 @@ def plot_budget(agg: pd.DataFrame, path: Path, metric: str = "success") -> Path 
         ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
+    _caption(fig, "Error bars: 95% Student-t interval over seeds" + (
+        ", clipped to [0, 1]." if metric == "success" else " (return: not clipped)."))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
+ROLES = {"quick": "QUICK", "deepthink": "DEEPTHINK"}
+
+
+def _seconds_how(kind: str, threads: int | None, cfg: Mapping[str, Any]) -> str:
+    """How one model's device seconds were measured, in words."""
+    at = f"{threads} torch thread{'s' if threads != 1 else ''}" if threads is not None else "unrecorded torch threads"
+    if kind == "cuda":
+        return "CUDA event time on the GPU"
+    if kind == "cpu_thread":
+        return f"calling-thread CPU time at {at}"
+    if kind == "cpu_process":
+        return f"whole-process CPU time at {at} (measured before the meter counted the calling thread only)"
+    if kind == "simulated":
+        params = cfg.get("simulated_params")
+        return f"simulated ({float(params):.3g}-parameter model)" if params else "simulated"
+    return kind
+
+
+def device_seconds_method(run: RunRecord, source: str = "eval") -> tuple[str, int | None]:
+    """(how the run's device seconds were measured, per model role; the CPU torch threads, None if no CPU
+    model ran). From the meters in its latest checkpoint (or eval.json with source=evaluate)."""
+    threads = run.threads
+    if source == "evaluate":
+        info = _read_json(run.path / EVAL_JSON)
+        kinds = {role: list(k) for role, k in (info.get("device_kinds") or {}).items()}
+        threads = info.get("threads", None)
+    else:
+        kinds = {
+            role: sorted({u.get("device_kind", "?") for u in models.values() if u.get("calls")})
+            for role, models in run.status.meters.items()
+        }
+    if not kinds:
+        return "not recorded (no meters in the run's checkpoint or eval.json)", None
+    parts, cpu = [], False
+    for role, title in ROLES.items():
+        ks = kinds.get(role)
+        cfg = run.config.get(role) if isinstance(run.config.get(role), dict) else {}
+        how = ", ".join(_seconds_how(k, threads, cfg) for k in ks) if ks else "not called"
+        cpu = cpu or any(k.startswith("cpu") for k in ks or ())
+        parts.append(f"{title}: {how}")
+    return "; ".join(parts), (threads if cpu else None)
+
+
+def _device_note(runs: Sequence[RunRecord], source: str) -> str:
+    """The lines under the table on how device seconds were measured (and a warning when not comparable)."""
+    methods = [device_seconds_method(r, source) for r in runs]
+    counts = Counter(m for m, _ in methods)
+    if len(counts) == 1:
+        text = f"Device seconds: {next(iter(counts))}.\n"
+    else:
+        text = "Device seconds were measured in several ways:\n" + "".join(
+            f"- {m} ({n} run{'s' if n != 1 else ''})\n" for m, n in counts.most_common()
+        )
+    threads = sorted({t for _, t in methods if t is not None})
+    if len(threads) > 1:
+        text += (
+            f"\n**Not comparable**: CPU device seconds here were measured at different torch thread counts "
+            f"({', '.join(map(str, threads))}); CPU time per call depends on it.\n"
+        )
+    return text
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root)) if path != root else str(path)
+    except ValueError:
+        return str(path)
+
+
+def _left_out(runs: Sequence[RunRecord], root: Path, tabled: set[Path], reasons: Mapping[Path, str],
+              include_unfinished: bool) -> str:
+    """The list under the table: every run not finished (tabulated or not) and every run left out, with why."""
+    lines = []
+    for r in runs:
+        if r.status.status == FINISHED and r.path in tabled:
+            continue
+        where = "in the table (include_unfinished=true)" if r.path in tabled else "not in the table"
+        why = f"; {reasons[r.path]}" if r.path in reasons else ""
+        lines.append(f"- `{_rel(r.path, root)}` ({r.label}, seed {r.seed}): {r.status.describe()}; {where}{why}\n")
+    if not lines:
+        return ""
+    hint = "" if include_unfinished else " (`include_unfinished=true` tabulates those with an evaluation)"
+    return f"## Unfinished and failed runs{hint}\n\n" + "".join(lines) + "\n"
+
+
 def make_report(root: str | Path, out: str | Path | None = None, source: str = "eval",
-                metric: str = "success") -> dict[str, Path]:
-    """Build the report for every run under `root`; returns the paths written.
+                metric: str = "success", include_unfinished: bool = False) -> dict[str, Path]:
+    """Build the report for the finished runs under `root` (all runs with an evaluation when
+    `include_unfinished`); returns the paths written.
 
     `metric` is the figures' y axis: success, or return for envs scored in steps (ScienceWorld: score / 100).
     """
     if metric not in METRICS_Y:
         raise ValueError(f"londi-report: metric must be one of {', '.join(METRICS_Y)}, not {metric!r}")
+    if source not in ("eval", "evaluate"):
+        raise ValueError(f"londi-report: source must be eval or evaluate, not {source!r}")
     root = Path(root)
     run_dirs = find_runs(root)
     if not run_dirs:
         raise FileNotFoundError(
-            f"londi-report: no {EPISODES} under {root}; pass a londi-train run or multirun dir"
+            f"londi-report: no run folder ({', '.join(RUN_MARKERS)}) under {root}; pass a londi-train run or "
+            "multirun dir"
         )
     out = Path(out) if out else root / "report"
     out.mkdir(parents=True, exist_ok=True)
     runs = [load_run(d) for d in run_dirs]
+    tabled: list[RunRecord] = []
+    reasons: dict[Path, str] = {}
+    for r in runs:
+        if r.status.status != FINISHED and not include_unfinished:
+            continue
+        if r.status.status != FINISHED and source == "evaluate" and not (r.path / EVAL_CSV).exists():
+            reasons[r.path] = f"no {EVAL_CSV}"
+        elif final_episodes(r, source).empty:  # a finished run without eval.csv raises here: loud
+            reasons[r.path] = "no evaluation episodes"
+        else:
+            tabled.append(r)
     per_run = run_table(runs, source)
-    agg = aggregate(per_run)
+    per_run["in_table"] = per_run["path"].isin({str(r.path) for r in tabled})
+    agg = aggregate(per_run[per_run["in_table"]])
     paths = {"runs": out / "runs.csv", "summary": out / "summary.csv", "table": out / "report.md"}
     per_run.to_csv(paths["runs"], index=False)
     agg.to_csv(paths["summary"], index=False)
-    paths["pareto"] = plot_pareto(agg, out / "pareto.png", metric)
-    curves = compute_curves(runs)
-    if not curves.empty:
-        paths["compute_curve"] = plot_compute_curves(curves, out / "compute_curve.png")
-    budget = plot_budget(agg, out / "budget.png", metric)
-    if budget is not None:
-        paths["budget"] = budget
-    simulated = sorted({s for r in runs for s in r.simulated})
+    device_note = _device_note(tabled, source) if tabled else ""
+    captions = {}
+    if not agg.empty:
+        paths["pareto"] = plot_pareto(agg, out / "pareto.png", metric)
+        captions["pareto"] = f"{METRICS_Y[metric]} against DEEPTHINK FLOPs per episode. {FIGURE_NOTE}."
+        curves = compute_curves(tabled)
+        if not curves.empty:
+            lines = device_note.strip().splitlines()
+            note = lines[0] if len(lines) == 1 else "Device seconds were measured in several ways (see report.md)."
+            paths["compute_curve"] = plot_compute_curves(curves, out / "compute_curve.png", note)
+            captions["compute_curve"] = f"Cumulative compute against training env steps, mean over seeds. {note}"
+        budget = plot_budget(agg, out / "budget.png", metric)
+        if budget is not None:
+            paths["budget"] = budget
+            captions["budget"] = f"{METRICS_Y[metric]} against the DEEPTHINK budget. Error bars: 95% Student-t " \
+                "interval over seeds" + (", clipped to [0, 1]." if metric == "success" else ".")
+    simulated = sorted({s for r in tabled for s in r.simulated})
     note = (
         f"Simulated cost: {', '.join(simulated)} is the env's expert charged the FLOPs and device seconds of a "
         "model of that size (londi.lm.baselines.ExpertPolicy), not a model that ran.\n\n"
         if simulated
         else ""
     )
-    figs = "".join(f"![{k}]({p.name})\n" for k, p in paths.items() if p.suffix == ".png")
+    figs = "".join(f"![{k}]({p.name})\n\n*{captions[k]}*\n\n" for k, p in paths.items() if p.suffix == ".png")
+    n_unfinished = sum(r.status.status != FINISHED for r in tabled)
+    which = "finished runs" + (f" and {n_unfinished} unfinished ones (`steps` says where each stopped)"
+                               if n_unfinished else "")
+    what = "londi-evaluate episodes" if source == "evaluate" else "final evaluation"
+    table = markdown_table(agg) if not agg.empty else "No run to tabulate.\n"
+    command = " ".join([f"londi-report dir={root}", *([f"out={out}"] if out != root / "report" else []),
+                        *([f"source={source}"] if source != "eval" else []),
+                        *([f"metric={metric}"] if metric != "success" else []),
+                        *(["include_unfinished=true"] if include_unfinished else [])])
     paths["table"].write_text(
-        f"# londi report: {root}\n\n{len(runs)} runs; success and costs per episode over the "
-        f"{'londi-evaluate episodes' if source == 'evaluate' else 'final evaluation'}, mean ± 95% CI over seeds.\n"
-        f"Made by `londi-report dir={root}`.\n\n" + note + markdown_table(agg) + "\n" + figs
+        f"# londi report: {root}\n\n{len(tabled)} of {len(runs)} runs in the table ({which}); success and costs "
+        f"per episode over the {what} at training step `steps`, mean [95% interval] over seeds.\n"
+        f"{INTERVAL_NOTE}.\nMade by `{command}`.\n\n" + note + table + "\n" + device_note
+        + "\n" + _left_out(runs, root, {r.path for r in tabled}, reasons, include_unfinished) + figs
     )
+    left = [r for r in runs if r.path not in {t.path for t in tabled}]
+    if left:
+        log.warning("%d of %d runs are not in the table (listed in %s)", len(left), len(runs), paths["table"])
     return paths
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """`londi-report dir=<run or multirun dir> [out=<dir>] [source=eval|evaluate] [metric=success|return]`."""
-    args = OmegaConf.from_cli(list(sys.argv[1:] if argv is None else argv))
-    unknown = set(args.keys()) - {"dir", "out", "source", "metric"}
-    if unknown or "dir" not in args:
-        raise SystemExit(
-            f"usage: londi-report dir=<run or multirun dir> [out=DIR] [source=eval|evaluate] [metric=success|return]"
-            f"{' (unknown keys: ' + ', '.join(sorted(unknown)) + ')' if unknown else ''}"
-        )
-    source = str(args.get("source", "eval"))
-    if source not in ("eval", "evaluate"):
-        raise SystemExit(f"londi-report: source must be eval or evaluate, not {source!r}")
-    metric = str(args.get("metric", "success"))
-    if metric not in METRICS_Y:
-        raise SystemExit(f"londi-report: metric must be success or return, not {metric!r}")
-    paths = make_report(args.dir, args.get("out"), source, metric)
+def report(cfg: DictConfig) -> dict[str, Path]:
+    """The Hydra task: build the report from the composed `ReportConfig` and print it."""
+    paths = make_report(cfg.dir, cfg.out, _value(cfg.source), _value(cfg.metric), cfg.include_unfinished)
     print(paths["table"].read_text())
     for k, p in paths.items():
         print(f"{k:>14}: {p}")
+    return paths
+
+
+def _value(x: Any) -> str:
+    return str(getattr(x, "value", x))
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="report")
+def _app(cfg: DictConfig) -> None:
+    report(cfg)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`londi-report dir=<run or multirun dir> [out=DIR] [source=eval|evaluate] [metric=success|return]
+    [include_unfinished=true]` (a Hydra app: `--help`, `--cfg job`). `argv` replaces the command line."""
+    if argv is None:
+        _app()
+        return
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else "londi-report", *argv]
+    try:
+        _app()
+    finally:
+        sys.argv = saved
 
 
 if __name__ == "__main__":

@@ -126,7 +126,9 @@ def train(cfg: DictConfig) -> float:
         if not had_run:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    info = write_run_files(cfg, run_dir, extra={"choices": choices})
+    import torch
+
+    info = write_run_files(cfg, run_dir, extra={"choices": choices, "torch_threads": torch.get_num_threads()})
     loggers = build_loggers(cfg, run_dir, choices, info)
     result = Runner(
         parts.env_fn, parts.quick, parts.deepthink, parts.switcher, run_dir,

@@ -35,7 +35,7 @@ def test_meter_counts_every_act_call_and_times_it():
     total = meter.total()
     assert total.calls == 3
     assert total.wall_seconds > 0
-    assert total.device_kind == "cpu_process"
+    assert total.device_kind == "cpu_thread"
     restored = ComputeMeter()
     restored.load_state_dict(meter.state_dict())
     assert restored.total().calls == 3

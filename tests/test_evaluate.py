@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -52,10 +56,19 @@ def test_evaluate_train_split_replays_the_final_evaluation(trained_run, capsys):
     )
     assert summary["success"] == pytest.approx(rows["success"].mean())
     assert {"deepthink_calls", "deepthink_flops", "total_flops", "device_seconds"} <= set(summary)
+    # the trained switcher's step (not 0) on every row and in the summary; seeds per episode, never averaged
+    trained_at = int(final["global_step"].max())
+    assert trained_at > 0 and (rows["global_step"] == trained_at).all() and summary["global_step"] == trained_at
+    assert "episode_seed" not in summary
+    assert (summary["episode_seed_min"], summary["episode_seed_max"]) == (rows["episode_seed"].min(),
+                                                                          rows["episode_seed"].max())
+    assert rows["episode_seed"].nunique() == 3
+    assert 0.0 <= summary["success_ci95_low"] <= summary["success"] <= summary["success_ci95_high"] <= 1.0
+    assert summary["threads"] == 1 and summary["device_kinds"]["deepthink"] in ([], ["simulated"])
 
 
 def test_evaluate_test_split_uses_held_out_seeds(trained_run):
-    main([f"run_dir={trained_run}", "episodes=2", "split=test", "eval_episodes=9"])
+    main([f"run_dir={trained_run}", "episodes=2", "split=test", "+override.eval_episodes=9"])
     summary = json.loads((trained_run / "eval.json").read_text())
     rows = pd.read_csv(trained_run / "eval.csv")
     assert summary["split"] == "test" and len(rows) == 2
@@ -63,8 +76,42 @@ def test_evaluate_test_split_uses_held_out_seeds(trained_run):
     assert summary["env_id"] == "BabyAI-Text-GoToLocal-v0"
 
 
-def test_evaluate_needs_a_run_dir(tmp_path):
-    with pytest.raises(SystemExit, match="usage"):
+def test_evaluate_needs_a_run_dir(tmp_path, capsys):
+    with pytest.raises(SystemExit):
         main(["episodes=2"])
-    with pytest.raises(FileNotFoundError, match="config.yaml"):
+    assert "run_dir" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         main([f"run_dir={tmp_path}"])
+    assert "config.yaml" in capsys.readouterr().err
+
+
+def test_evaluate_rejects_an_override_the_run_config_lacks(trained_run, capsys):
+    with pytest.raises(SystemExit):
+        main([f"run_dir={trained_run}", "episodes=1", "+override.eval_episodez=9"])
+    assert "no key eval_episodez" in capsys.readouterr().err
+
+
+def test_wilson_interval_stays_in_range():
+    from londi.evaluate import summarize
+
+    s = summarize([{"success": 0}] * 9 + [{"success": 1}])
+    assert s["success_ci95_low"] == pytest.approx(0.01787, abs=1e-4) and s["success_ci95_high"] == pytest.approx(
+        0.40415, abs=1e-4)
+    assert summarize([{"success": 0}] * 5)["success_ci95_low"] == pytest.approx(0.0, abs=1e-12)
+    # the normal approximation put 1 of 10 at 0.10 +- 0.19: below 0
+
+
+def test_evaluate_is_a_hydra_app():
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "londi.evaluate", *args], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    helped = cli("--help")
+    assert helped.returncode == 0, helped.stderr
+    for key in ("run_dir:", "episodes:", "split:", "override:"):
+        assert key in helped.stdout
+    typo = cli("run_dri=x")
+    assert typo.returncode != 0 and "Could not override 'run_dri'" in typo.stderr

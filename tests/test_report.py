@@ -1,9 +1,16 @@
-"""londi-report on synthetic run folders: seeds aggregated with a 95% CI, Pareto front, figures written."""
+"""londi-report: seeds aggregated with a clipped 95% interval, only finished runs tabulated (the rest
+listed), how device seconds were measured, Pareto front, figures written; the Hydra app's command line."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import pickle
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +18,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from londi import report
+
+REPO = Path(__file__).resolve().parents[1]
 
 SWITCHERS = {  # name -> (budget, cost, success prob, deepthink calls/ep)
     "always_quick": (None, None, 0.2, 0),
@@ -21,8 +30,13 @@ SWITCHERS = {  # name -> (budget, cost, success prob, deepthink calls/ep)
 QUICK_FLOPS, DEEP_FLOPS = 1e3, 1e5
 
 
-def _write_run(path, switcher, budget, seed, success_p, calls, rng):
+def _write_run(path, switcher, budget, seed, success_p, calls, rng, status="finished"):
+    """A run folder as londi-train leaves it; `status` goes to run.json (None: no status written)."""
     path.mkdir(parents=True)
+    meta = {"total_steps": 200, "seed": seed}
+    if status is not None:
+        meta["status"] = status
+    (path / "run.json").write_text(json.dumps(meta))
     sw = {"_target_": "x.Switcher"}
     if budget is not None:
         sw["budget"] = budget
@@ -70,11 +84,14 @@ def sweep_dir(tmp_path):
     return tmp_path
 
 
-def test_ci95_matches_student_t():
-    mean, half = report.ci95([1.0, 2.0, 3.0])
-    assert mean == pytest.approx(2.0)
-    assert half == pytest.approx(4.302652729911275 * 1.0 / math.sqrt(3))
-    assert math.isnan(report.ci95([5.0])[1])
+def test_interval_is_student_t_over_seeds_clipped_to_the_range():
+    mean, lo, hi = report.interval([1.0, 2.0, 3.0])
+    half = 4.302652729911275 * 1.0 / math.sqrt(3)
+    assert (mean, lo, hi) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
+    assert report.interval([0.0, 0.7], 0.0, 1.0) == pytest.approx((0.35, 0.0, 1.0))  # t: 0.35 +- 4.45
+    assert report.interval([3.0, 3.0], 0.0) == pytest.approx((3.0, 3.0, 3.0))
+    mean, lo, hi = report.interval([5.0])
+    assert mean == 5.0 and math.isnan(lo) and math.isnan(hi)
 
 
 def test_pareto_front_drops_dominated_points():
@@ -104,22 +121,30 @@ def test_report_aggregates_seeds_and_writes_figures(sweep_dir):
         assert paths[key].exists() and paths[key].stat().st_size > 5_000, key
 
 
-def test_report_figures_can_plot_return_instead_of_success(sweep_dir, tmp_path):
+def test_report_figures_can_plot_return_instead_of_success(sweep_dir, tmp_path, capsys):
     by_success = report.make_report(sweep_dir, tmp_path / "s")
     by_return = report.make_report(sweep_dir, tmp_path / "r", metric="return")
     assert by_return["pareto"].read_bytes() != by_success["pareto"].read_bytes()
     assert by_return["summary"].read_text() == by_success["summary"].read_text()  # the table does not change
     with pytest.raises(ValueError, match="metric must be one of success, return"):
         report.make_report(sweep_dir, tmp_path / "x", metric="score")
-    with pytest.raises(SystemExit, match="metric must be success or return"):
+
+    with pytest.raises(SystemExit):
         report.main([f"dir={sweep_dir}", "metric=score"])
+    assert "expected one of [success, return]" in capsys.readouterr().err
 
 
 def test_report_cli_rejects_unknown_keys_and_missing_dir(tmp_path, capsys):
-    with pytest.raises(SystemExit, match="unknown keys: bogus"):
+    with pytest.raises(SystemExit):
         report.main([f"dir={tmp_path}", "bogus=1"])
-    with pytest.raises(FileNotFoundError, match="no episodes.csv"):
+    assert "Could not override 'bogus'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         report.main([f"dir={tmp_path}"])
+    assert "no run folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        report.main([f"dir={tmp_path / 'nowhere'}"])
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists()  # Hydra made no report folder for a wrong dir
 
 
 def test_runs_of_one_switcher_at_different_settings_are_separate_rows(tmp_path):
@@ -135,3 +160,146 @@ def test_runs_of_one_switcher_at_different_settings_are_separate_rows(tmp_path):
     assert agg.set_index("setting").loc["p=0.1", "seeds"] == 2
     assert "| random | - | - | p=0.5 | 1 |" in report.make_report(tmp_path)["table"].read_text().replace(
         "babyai_text/goto_local | ", "")
+
+
+def _rows(table: str, switcher: str) -> list[list[str]]:
+    """The cells of the report.md rows of `switcher`."""
+    return [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in table.splitlines()
+        if line.startswith("|") and f"| {switcher} |" in line
+    ]
+
+
+def test_intervals_never_leave_the_range_in_table_or_summary(tmp_path):
+    """Two seeds at success 0 and 1 and 0 / 3 DEEPTHINK calls: t's 0.50 +- 6.35 must not show as -5.85."""
+    rng = np.random.default_rng(0)
+    for seed, (p, calls) in enumerate([(0.0, 0), (1.0, 3)]):
+        _write_run(tmp_path / f"{seed}_random-s{seed}", "random", None, seed, p, calls, rng)
+    paths = report.make_report(tmp_path)
+    agg = pd.read_csv(paths["summary"]).iloc[0]
+    assert agg["success"] == pytest.approx(0.5)
+    assert (agg["success_lo"], agg["success_hi"]) == (0.0, 1.0)
+    assert agg["deepthink_calls_lo"] == 0.0 and agg["deepthink_flops_lo"] == 0.0 and agg["device_seconds_lo"] == 0.0
+    text = paths["table"].read_text()
+    (row,) = _rows(text, "random")
+    cells = [row[7], *row[9:13]]  # success, calls, FLOPs, seconds (return is not clipped)
+    numbers = [float(x) for cell in cells for x in re.findall(r"-?\d+\.\d+(?:e[+-]\d+)?", cell)]
+    assert numbers and min(numbers) >= 0.0
+    assert row[7] == "0.50 [0.00, 1.00]"
+    assert "Student t over the seeds' means" in text and "clipped" in text
+    assert "Error bars: 95% Student-t interval over seeds, clipped to [0, 1]" in text  # the figure caption
+
+
+def _train(run_dir: Path, seed: int, total_steps: int = 120, stop_after: int | None = None) -> None:
+    """A smoke run as londi-train makes it (config, run info, runner), stopped at `stop_after` like a kill."""
+    from hydra.utils import instantiate
+
+    from londi import runner
+    from londi.config import compose
+    from londi.rundir import write_run_files
+
+    cfg = compose("config", ["+experiment=smoke", "logger=disabled", f"seed={seed}", f"total_steps={total_steps}",
+                             "eval_every=40", "checkpoint_every=40", "eval_episodes=2", f"run_dir={run_dir}"])
+    write_run_files(cfg, run_dir, extra={"choices": {"env": "babyai_text/goto_local", "switcher": "always_quick"}})
+    if stop_after == 0:
+        return  # failed before training: config and run info only
+    runner.run(env_fn=instantiate(cfg.env, _partial_=True), quick=instantiate(cfg.quick),
+               deepthink=instantiate(cfg.deepthink), switcher=instantiate(cfg.switcher), run_dir=run_dir, seed=seed,
+               total_steps=total_steps, eval_episodes=2, eval_every=40, checkpoint_every=40,
+               stop_after_steps=stop_after)
+
+
+def test_report_tabulates_finished_runs_only_and_lists_the_others(tmp_path):
+    sweep = tmp_path / "sweep"
+    _train(sweep / "0_always_quick-s0", 0)  # finished: 120 of 120
+    _train(sweep / "1_always_quick-s1", 1, stop_after=40)  # killed after its evaluation at step 40
+    _train(sweep / "2_always_quick-s2", 2, stop_after=0)  # failed: a config, no metrics
+    paths = report.make_report(sweep)
+    agg = pd.read_csv(paths["summary"])
+    assert len(agg) == 1 and agg["seeds"].iloc[0] == 1 and agg["steps_min"].iloc[0] == agg["steps_max"].iloc[0] == 120
+    text = paths["table"].read_text()
+    assert "1 of 3 runs in the table" in text
+    assert _rows(text, "always_quick")[0][6] == "120"  # the steps column
+    killed = next(line for line in text.splitlines() if "1_always_quick-s1" in line)
+    assert "unfinished" in killed and "last step 40 of 120" in killed and "not in the table" in killed
+    failed = next(line for line in text.splitlines() if "2_always_quick-s2" in line)
+    assert "failed" in failed and "no checkpoint, metrics or episodes" in failed
+    runs = pd.read_csv(paths["runs"]).set_index("seed")
+    assert runs["status"].to_dict() == {0: "finished", 1: "unfinished", 2: "failed"}
+    assert runs["in_table"].to_dict() == {0: True, 1: False, 2: False}
+
+    both = report.make_report(sweep, tmp_path / "all", include_unfinished=True)
+    agg = pd.read_csv(both["summary"])
+    assert agg["seeds"].iloc[0] == 2 and agg["unfinished"].iloc[0] == 1
+    text = both["table"].read_text()
+    assert _rows(text, "always_quick")[0][6] == "40-120"
+    assert "2 of 3 runs in the table" in text and "in the table (include_unfinished=true)" in text
+
+
+def test_run_json_status_is_read_before_the_checkpoint(tmp_path):
+    rng = np.random.default_rng(0)
+    for seed, status in enumerate(["finished", "failed", "running", None]):
+        _write_run(tmp_path / f"{seed}_londi-s{seed}", "londi", None, seed, 0.5, 2, rng, status=status)
+    st = {p.name: report.load_run(p).status for p in sorted(tmp_path.iterdir())}
+    assert [s.status for s in st.values()] == ["finished", "failed", "unfinished", "unfinished"]
+    assert st["1_londi-s1"].told_by == "run.json status 'failed'"
+    assert st["3_londi-s3"].told_by == "no checkpoint yet"  # neither run.json status nor a checkpoint
+    assert pd.read_csv(report.make_report(tmp_path)["summary"])["seeds"].tolist() == [1]
+
+
+def _fake_checkpoint(run: Path, kinds: dict[str, str], threads: int) -> None:
+    """A final checkpoint as londi.runner leaves it (meters per role) and the run's `threads`."""
+    (run / "run.json").write_text(json.dumps({"total_steps": 200}))  # no status: the checkpoint tells
+    ckpt = run / "checkpoints" / "step_200"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    meters = {role: {role: {"calls": 5, "device_kind": kind}} for role, kind in kinds.items()}
+    with (ckpt / "runner.pkl").open("wb") as f:
+        pickle.dump({"finished": True, "tracker": {"steps": 200}, "meters": meters}, f)
+    (run / "checkpoints" / "latest").write_text("step_200")
+    cfg = OmegaConf.load(run / "config.yaml")
+    cfg.threads = threads
+    cfg.deepthink = {"simulated_params": 7.8e8}
+    OmegaConf.save(cfg, run / "config.yaml")
+
+
+def test_report_says_how_device_seconds_were_measured(tmp_path):
+    rng = np.random.default_rng(0)
+    for seed in range(2):
+        _write_run(tmp_path / f"{seed}_londi-s{seed}", "londi", None, seed, 0.5, 2, rng, status=None)
+        _fake_checkpoint(tmp_path / f"{seed}_londi-s{seed}", {"quick": "cpu_thread", "deepthink": "simulated"}, 1)
+    text = report.make_report(tmp_path)["table"].read_text()
+    assert "2 of 2 runs in the table" in text  # finished, told by the checkpoint
+    assert ("Device seconds: QUICK: calling-thread CPU time at 1 torch thread; "
+            "DEEPTHINK: simulated (7.8e+08-parameter model).") in text
+    assert "Not comparable" not in text
+    _fake_checkpoint(tmp_path / "1_londi-s1", {"quick": "cpu_thread", "deepthink": "simulated"}, 2)
+    text = report.make_report(tmp_path)["table"].read_text()
+    assert "at 2 torch threads" in text and "**Not comparable**" in text
+
+
+def test_train_pins_and_records_torch_threads(tmp_path, londi_train):
+    run = tmp_path / "run"
+    proc = londi_train("+experiment=smoke", "logger=disabled", "threads=2", f"hydra.run.dir={run}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert OmegaConf.load(run / "config.yaml").threads == 2
+    assert json.loads((run / "run_info.json").read_text())["torch_threads"] == 2
+    text = report.make_report(run)["table"].read_text()
+    assert "Device seconds: QUICK: calling-thread CPU time at 2 torch threads; DEEPTHINK: not called." in text
+
+
+def _cli(module: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_report_is_a_hydra_app(tmp_path):
+    helped = _cli("londi.report", "--help")
+    assert helped.returncode == 0, helped.stderr
+    for key in ("dir:", "out:", "source:", "metric:", "include_unfinished:"):
+        assert key in helped.stdout
+    typo = _cli("londi.report", "dri=x")
+    assert typo.returncode != 0 and "Could not override 'dri'" in typo.stderr
+    job = _cli("londi.report", f"dir={tmp_path}", "metric=return", "--cfg", "job")
+    assert job.returncode == 0 and OmegaConf.create(job.stdout).metric == "return"

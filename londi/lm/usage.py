@@ -2,6 +2,19 @@
 
 A `Usage` is one record of what some calls cost. A `ComputeMeter` accumulates them per model and is the
 only way policies report cost (see `LMPolicy.act`, which wraps every backend call in `meter.measure`).
+
+Device seconds, by where the model runs:
+- GPU (CUDA initialised): CUDA event time around the call (`device_kind="cuda"`);
+- CPU: the CPU time of the calling thread (`time.thread_time()`, `device_kind="cpu_thread"`). Not process
+  time: that also counts every other thread of the process while the call runs (a W&B or data-loader
+  thread, a concurrent call, torch's intra-op workers spin-waiting for work), which made the same work
+  cost 7-28x more at 2 torch threads than at 1 and vary 3x between identical runs on a loaded machine.
+  At 1 torch thread the calling thread does all of the call's compute, so its time is the call's cost.
+  At N > 1 it is the calling thread's share, which still includes its own spinning at intra-op barriers
+  (5-11x the 1-thread figure on a loaded 2-core machine; results/switching.md). Hence `londi-train` pins
+  N (`threads`, default 1) and records it: compare CPU device seconds only at the same `threads`;
+- simulated policies (the expert standing in for a large LM) charge the seconds of a configured model
+  size and keep them (`device_kind="simulated"`).
 """
 
 from __future__ import annotations
@@ -14,7 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 DEVICE_CUDA = "cuda"
-DEVICE_CPU_PROCESS = "cpu_process"  # no GPU: device seconds are this process's CPU seconds
+DEVICE_CPU_THREAD = "cpu_thread"  # no GPU: device seconds are the calling thread's CPU seconds
+DEVICE_CPU_PROCESS = "cpu_process"  # how runs made before `cpu_thread` measured CPU (whole process): still read
 DEVICE_SIMULATED = "simulated"  # a policy that charges the cost of a configured model it does not run
 
 
@@ -29,7 +43,7 @@ class Usage:
     flops: float = 0.0
     wall_seconds: float = 0.0
     device_seconds: float = 0.0
-    device_kind: str = DEVICE_CPU_PROCESS
+    device_kind: str = DEVICE_CPU_THREAD
     simulated: bool = False
 
     @property
@@ -88,11 +102,12 @@ class ComputeMeter:
     def measure(self, usage: Usage) -> Iterator[Usage]:
         """Time the body and record `usage` (which the body fills with calls/tokens/FLOPs).
 
-        Wall seconds always; device seconds from CUDA events when CUDA is active, else process CPU
-        seconds (`device_kind="cpu_process"`). A simulated usage keeps the device seconds it was given.
+        Wall seconds always; device seconds from CUDA events when CUDA is active, else the calling
+        thread's CPU seconds (`device_kind="cpu_thread"`, see the module doc). A simulated usage keeps
+        the device seconds it was given.
         """
         stop_cuda = _cuda_timer()
-        wall0, cpu0 = time.perf_counter(), time.process_time()
+        wall0, cpu0 = time.perf_counter(), time.thread_time()
         try:
             yield usage
         finally:
@@ -102,8 +117,8 @@ class ComputeMeter:
                     usage.device_seconds += stop_cuda()
                     usage.device_kind = DEVICE_CUDA
                 else:
-                    usage.device_seconds += time.process_time() - cpu0
-                    usage.device_kind = DEVICE_CPU_PROCESS
+                    usage.device_seconds += time.thread_time() - cpu0
+                    usage.device_kind = DEVICE_CPU_THREAD
             self.add(usage)
 
     def add(self, usage: Usage) -> None:
