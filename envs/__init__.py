@@ -19,13 +19,18 @@ def text_env_ids() -> list[str]:
     return sorted(k for k in gym.registry if any(k.startswith(p) for p in _FAMILIES))
 
 
-def make(id: str, **kwargs: Any) -> gym.Env:
-    """`gymnasium.make` for londi text envs; an unknown id names the closest valid ones."""
+def check_id(id: str) -> None:
+    """Raise `gymnasium.error.UnregisteredEnv` naming the closest valid ids when `id` is not registered."""
     if id not in gym.registry:
         valid = text_env_ids()
         close = difflib.get_close_matches(id, valid, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise gym.error.UnregisteredEnv(f"Unknown text env id {id!r}.{hint} Valid ids: {', '.join(valid)}")
+
+
+def make(id: str, **kwargs: Any) -> gym.Env:
+    """`gymnasium.make` for londi text envs; an unknown id names the closest valid ones."""
+    check_id(id)
     return gym.make(id, **kwargs)
 
 from envs.babyai_text import register_babyai_text  # noqa: E402

@@ -87,6 +87,22 @@ def components(cfg: DictConfig | Overrides = ()) -> Components:
 _HYDRA_KEYS = frozenset({"_target_", "_convert_", "_partial_", "_recursive_", "_args_"})
 
 
+def _missing_keys(node: Any, where: str = "") -> list[str]:
+    """Dotted keys whose value is `???`, found without resolving any interpolation."""
+    from omegaconf import ListConfig
+
+    out: list[str] = []
+    keys = range(len(node)) if isinstance(node, ListConfig) else [k for k in node if k != "hydra"]
+    for k in keys:
+        child = node._get_node(k)
+        path = f"{where}.{k}" if where else str(k)
+        if isinstance(child, (DictConfig, ListConfig)):
+            out += _missing_keys(child, path) if not child._is_missing() else [path]
+        elif child is not None and child._is_missing():
+            out.append(path)
+    return out
+
+
 def validate(cfg: DictConfig) -> None:
     """Fail with one clear `ConfigError` on what composition lets through: a value left `???`, a key that
     the `_target_` it configures does not take (`+switcher.cots=1`), a run length that is not positive.
@@ -97,7 +113,7 @@ def validate(cfg: DictConfig) -> None:
 
     from londi.errors import ConfigError
 
-    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
+    missing = sorted(_missing_keys(cfg))
     if missing:
         raise ConfigError(f"no value for {', '.join(missing)}: set {'it' if len(missing) == 1 else 'them'} on the "
                          f"command line, e.g. {missing[0]}=...")
@@ -122,6 +138,11 @@ def validate(cfg: DictConfig) -> None:
                     check(node._get_node(k), f"{where}.{k}" if where else str(k))
 
     check(cfg, "")
+    env_id = cfg.get("env", {}).get("id") if isinstance(cfg.get("env"), DictConfig) else None
+    if env_id is not None:
+        import envs
+
+        envs.check_id(str(env_id))
     positive = {"total_steps": 1, "eval_episodes": 0, "eval_every": 0, "checkpoint_every": 0, "threads": 1, "n_envs": 1}
     for key, low in positive.items():
         value = cfg.get(key)

@@ -128,6 +128,7 @@ class DistillConfig:
     history_chunk: int = 1  # the history window moves this many steps at once (see londi.lm.prompts)
     max_prompt_tokens: int = 256
     pack: bool = True  # steps whose prompts extend one another train as one sequence
+    aux_lm_weight: float = 0.0  # weight of next-token prediction on the non-action tokens (see distill_loss)
     # data
     episodes: int = 1000  # round-0 episodes per env (clean expert + noise-injected expert)
     noisy_fraction: float = 0.5  # share of round-0 episodes with random-action injection
@@ -232,6 +233,17 @@ class EvaluateConfig:
     override: dict[str, Any] = field(default_factory=dict)  # keys of the run's config: +override.device=cuda
 
 
+@dataclass
+class DemoConfig:
+    """`londi-demo` (configs/demo.yaml): the demo sweep and its report."""
+
+    switchers: list[str] = MISSING
+    seeds: list[int] = MISSING
+    n_jobs: int = MISSING  # parallel jobs (joblib launcher), at most the CPU count
+    sweep_dir: str = MISSING
+    overrides: list[str] = MISSING  # more londi-train overrides for every job, e.g. [total_steps=500]
+
+
 def register_configs() -> None:
     """Store the schemas (idempotent: Hydra's ConfigStore overwrites by name)."""
     cs = ConfigStore.instance()
@@ -241,6 +253,7 @@ def register_configs() -> None:
     cs.store(name="londi_schema", node=LondiConfig)
     cs.store(name="distill_schema", node=DistillConfig)
     cs.store(name="cascade_app_schema", node=CascadeAppConfig)
+    cs.store(name="demo_schema", node=DemoConfig)
     cs.store(name="report_schema", node=ReportConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(group="env/babyai_text", name="base", node=BabyAITextEnvConfig)

@@ -4,7 +4,8 @@ Why a multirun of the ordinary app: the demo is exactly what a user would type,
 `londi-train -m +experiment=demo switcher=londi_b,always_quick,always_deepthink seed=0,1`, followed by
 `londi-report dir=<that sweep>`, so it exercises the real config, launcher, CSV and W&B paths. It runs
 the jobs two at a time with the joblib launcher (one per core) and prints where the table, the figures and
-the offline W&B runs are. Extra `key=value` arguments are passed to every job (e.g. `total_steps=500`).
+the offline W&B runs are. A Hydra app itself (configs/demo.yaml): `londi-demo --help`,
+`londi-demo seeds=[0] "overrides=['total_steps=500']"`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-SWITCHERS = ("londi_b", "always_quick", "always_deepthink")
-SEEDS = "0,1"  # two seeds, so the report shows a confidence interval; override with seed=...
+import hydra
+from omegaconf import DictConfig
+
+import londi.config  # noqa: F401 - registers the schemas and resolvers before Hydra composes
+from londi.paths import CONFIG_DIR
 
 
-def demo_command(sweep_dir: Path, extra: Sequence[str] = (), n_jobs: int = 2) -> list[str]:
+def demo_command(sweep_dir: Path, switchers: Sequence[str], seeds: Sequence[int], extra: Sequence[str] = (),
+                 n_jobs: int = 2) -> list[str]:
     """The `londi-train -m` command line the demo runs."""
     cmd = [
         sys.executable,
@@ -28,22 +33,21 @@ def demo_command(sweep_dir: Path, extra: Sequence[str] = (), n_jobs: int = 2) ->
         "londi.train",
         "-m",
         "+experiment=demo",
-        f"switcher={','.join(SWITCHERS)}",
+        f"switcher={','.join(switchers)}",
+        f"seed={','.join(str(s) for s in seeds)}",
         f"hydra.sweep.dir={sweep_dir}",
     ]
-    if not any(a.startswith("seed=") for a in extra):
-        cmd.append(f"seed={SEEDS}")
     if n_jobs > 1:
         cmd += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}"]
     return cmd + list(extra)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def run_demo(cfg: DictConfig) -> dict[str, Path]:
+    """Run the sweep the config describes, then the report; print where everything is."""
     from londi.report import make_report
 
-    extra = list(sys.argv[1:] if argv is None else argv)
-    sweep_dir = Path("multirun") / "demo" / time.strftime("%Y-%m-%d_%H-%M-%S")
-    n_jobs = min(2, os.cpu_count() or 1)
+    sweep_dir = Path(cfg.sweep_dir)
+    n_jobs = min(int(cfg.n_jobs), os.cpu_count() or 1)
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
@@ -52,8 +56,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     env.setdefault("WANDB_MODE", "offline")
     env.setdefault("OMP_NUM_THREADS", "1")
-    cmd = demo_command(sweep_dir, extra, n_jobs)
-    print("londi-demo: LONDI-B and the always-QUICK / always-DEEPTHINK baselines on BabyAI-Text")
+    cmd = demo_command(sweep_dir, list(cfg.switchers), list(cfg.seeds), list(cfg.overrides), n_jobs)
+    print(f"londi-demo: {', '.join(cfg.switchers)} on BabyAI-Text ({len(cfg.seeds)} seeds)")
     print("  $ " + " ".join(cmd[1:]).replace("-m londi.train", "londi-train", 1), flush=True)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env)
@@ -77,6 +81,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"  W&B:      offline runs in {sweep_dir}/*/wandb; upload with `wandb sync {sweep_dir}/*/wandb/offline-run-*`"
     )
     print(f"  again:    londi-report dir={sweep_dir}")
+    return paths
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="demo")
+def main(cfg: DictConfig) -> None:
+    run_demo(cfg)
 
 
 if __name__ == "__main__":

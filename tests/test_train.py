@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,22 +34,36 @@ def test_default_config_runs_and_writes_its_folder(tmp_path, londi_train):
     assert not (REPO / "metrics.csv").exists()  # nothing written to the current directory
 
 
-def test_failing_job_exits_nonzero_and_names_the_problem(tmp_path, londi_train):
+@pytest.mark.parametrize(("override", "message"), [
+    ("env.id=BabyAI-Text-GoToLocl-v0", "Did you mean BabyAI-Text-GoToLocal-v0"),
+    ("total_steps=-5", "total_steps=-5 is out of range"),
+    ("+switcher.cots=0.1", "switcher has no key cots"),
+    ("model@quick=hf", "no value for quick.path"),
+    ("model@quick=distilled quick.path=/no/such/model", "/no/such/model"),
+])
+def test_bad_input_fails_in_one_line_and_leaves_no_run_folder(tmp_path, londi_train, override, message):
     run = tmp_path / "run"
-    proc = londi_train("+experiment=smoke", "env.id=BabyAI-Text-GoToLocl-v0", f"hydra.run.dir={run}")
+    proc = londi_train("+experiment=smoke", *override.split(), f"hydra.run.dir={run}")
     assert proc.returncode != 0
-    assert "Did you mean BabyAI-Text-GoToLocal-v0" in proc.stderr
-    assert (run / "config.yaml").exists()
-    assert (
-        len(list((run / "wandb").glob("offline-run-*"))) == 1
-    )  # the W&B run was opened and finished (failed)
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr  # one line that names the problem, not a stack
+    assert not run.exists()  # nothing that looks like a run was left behind
+
+
+def test_a_bad_value_fails_at_composition(tmp_path, londi_train):
+    for override in ("switcher=londi switcher.cost=abc", "switcher=londi switcher.algo=dqnn"):
+        proc = londi_train("+experiment=smoke", *override.split(), f"hydra.run.dir={tmp_path / 'run'}")
+        assert proc.returncode != 0 and "Error merging override" in proc.stderr, proc.stderr[-500:]
+        assert not (tmp_path / "run").exists()
 
 
 def test_demo_command_is_the_documented_sweep(tmp_path):
-    from londi.demo import SWITCHERS, demo_command
+    from londi.config import compose
+    from londi.demo import demo_command
 
-    cmd = demo_command(tmp_path, ["total_steps=100"], n_jobs=2)
+    cfg = compose("demo", ["overrides=['total_steps=100']"])
+    cmd = demo_command(tmp_path, cfg.switchers, cfg.seeds, cfg.overrides, n_jobs=2)
     assert cmd[1:4] == ["-m", "londi.train", "-m"] and "+experiment=demo" in cmd
-    assert f"switcher={','.join(SWITCHERS)}" in cmd and "seed=0,1" in cmd and "hydra/launcher=joblib" in cmd
-    assert cmd[-1] == "total_steps=100"
-    assert "seed=0,1" not in demo_command(tmp_path, ["seed=5"], n_jobs=1)
+    assert "switcher=londi_b,always_quick,always_deepthink" in cmd and "seed=0,1" in cmd
+    assert "hydra/launcher=joblib" in cmd and cmd[-1] == "total_steps=100"
+    assert "seed=5" in demo_command(tmp_path, ["londi"], [5], n_jobs=1)

@@ -156,7 +156,8 @@ class Sequences:
         return len(self.tokens)
 
     def batch(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        """Right-padded input_ids, attention_mask, and labels that are -100 everywhere but the actions."""
+        """Right-padded input_ids, attention_mask, labels that are -100 everywhere but the actions, and
+        `action_mask` (1 on action tokens) for `loss`."""
         width = int(max(self.lengths[i] for i in indices))
         ids = torch.full((len(indices), width), self.pad_id, dtype=torch.long)
         labels = torch.full((len(indices), width), -100, dtype=torch.long)
@@ -167,7 +168,30 @@ class Sequences:
             mask[row, : len(seq)] = 1
             for lo, hi in self.spans[i]:
                 labels[row, lo:hi] = seq[lo:hi]
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels, "action_mask": (labels != -100).long()}
+
+
+def distill_loss(model: torch.nn.Module, batch: Mapping[str, torch.Tensor], aux_lm_weight: float = 0.0
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss to minimise, action loss): mean cross-entropy on the expert actions' tokens, plus
+    `aux_lm_weight` x the mean next-token cross-entropy on every other real token.
+
+    Why the auxiliary term: predicting the next observation from the previous one and the action taken
+    teaches what the policy needs (find the goal's object among the descriptions, read its offset, know what
+    an action does to it) on every token of the sequence, where the action loss only sees a few.
+    """
+    ids, actions, real = batch["input_ids"], batch["action_mask"], batch["attention_mask"]
+    # Right padding after every real token: causal attention needs no mask, and SDPA runs faster without.
+    logits = model(input_ids=ids).logits[:, :-1].float()
+    target = ids[:, 1:]
+    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                                           reduction="none").view_as(target)
+    act = actions[:, 1:].float()
+    action_loss = (ce * act).sum() / act.sum().clamp(min=1)
+    if aux_lm_weight <= 0:
+        return action_loss, action_loss.detach()
+    other = real[:, 1:].float() * (1 - act)
+    return action_loss + aux_lm_weight * (ce * other).sum() / other.sum().clamp(min=1), action_loss.detach()
 
 
 class BatchStream:
@@ -540,8 +564,7 @@ class Distiller:
                 idx = stream.batch(p.step - round_start)
                 batch = data.batch(idx)
                 c0 = time.process_time()
-                # Right padding after every real token: causal attention needs no mask, and SDPA runs faster without.
-                loss = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
+                loss, action_loss = distill_loss(model, batch, float(cfg.aux_lm_weight))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip:
@@ -554,7 +577,7 @@ class Distiller:
                 p.tokens += n_tok
                 p.samples += int(sum(len(data.spans[i]) for i in idx))
                 p.train_flops += 6.0 * n_dense * n_tok
-                losses.append(float(loss.detach()))
+                losses.append(float(action_loss))
                 bar.update(1)
                 if p.step % 10 == 0:
                     postfix(r, float(np.mean(losses[-50:])))
@@ -604,7 +627,8 @@ class Distiller:
             "arch": _plain(cfg.arch) or {},
             "recipe": {k: _plain(cfg[k]) for k in ("episodes", "noisy_fraction", "noise", "dagger_rounds",
                                                     "dagger_episodes", "dagger_beta", "steps", "dagger_steps",
-                                                    "batch_size", "lr", "min_lr_ratio", "warmup_steps", "pack")},
+                                                    "batch_size", "lr", "min_lr_ratio", "warmup_steps", "pack",
+                                                    "aux_lm_weight")},
             **self.summary,
         }
         (model_dir / LONDI_META).write_text(json.dumps(meta, indent=2, default=float))
