@@ -264,9 +264,11 @@ class OpenAIModelSchema:
     timeout: float = MISSING
     retries: int = MISSING
     backoff: float = MISSING
+    max_backoff: float = MISSING
     temperature: float = MISSING
     max_tokens: int = MISSING
     history: int | None = MISSING
+    system_prompt: str | None = MISSING
     num_params: int = MISSING
     max_concurrency: int = MISSING
 

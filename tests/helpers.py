@@ -39,6 +39,19 @@ def hf_policy(**kwargs: Any) -> Any:
     return HFPolicy(**{**HF_SETTINGS, **kwargs})
 
 
+OPENAI_SETTINGS = {"name": "dt", "base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": None,
+                   "endpoint": "chat", "timeout": 30.0, "retries": 3, "backoff": 0.5, "max_backoff": 8.0,
+                   "temperature": 0.0, "max_tokens": 32, "history": None, "system_prompt": None, "num_params": 0,
+                   "max_concurrency": 8}
+
+
+def openai_policy(**kwargs: Any) -> Any:
+    """An `OpenAIPolicy` with the settings of configs/model/openai.yaml, pointed where kwargs say."""
+    from londi.lm.openai_client import OpenAIPolicy
+
+    return OpenAIPolicy(**{**OPENAI_SETTINGS, **kwargs})
+
+
 def tiny(meter: Any = None, **overrides: Any) -> Any:
     """The `tiny_hf` model option as `londi-train model@quick=tiny_hf quick.KEY=VALUE ...` builds it."""
     cfg = build.config(["model@quick=tiny_hf", *(f"quick.{k}={'null' if v is None else v}" for k, v in overrides.items())])

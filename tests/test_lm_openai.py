@@ -17,13 +17,11 @@ from pathlib import Path
 import pytest
 
 import envs
-from londi.lm import RandomPolicy
-from londi.lm.openai_client import OpenAIPolicy
 from londi.lm.policy import EndpointError, PolicyError
 from londi.lm.state import TextState
 from londi.lm.usage import ComputeMeter
-from londi.switch.encoders import HashedNgramEncoder
 from londi.switch.env import SwitchingEnv
+from tests.helpers import hashed, openai_policy, random_policy
 
 SECRET = "sk-test-0123456789-do-not-leak"
 STATE = TextState(obs="", mission="go to the red ball", admissible_actions=("turn left", "turn right", "go forward"),
@@ -83,8 +81,8 @@ def chat(text, usage=True):
 def policy(url, meter=None, **kw):
     kw.setdefault("retries", 2)
     kw.setdefault("backoff", 0.01)
-    return OpenAIPolicy(name="dt", base_url=url, model="m", api_key_env="LONDI_TEST_KEY", timeout=2.0,
-                        meter=meter or ComputeMeter(), **kw)
+    return openai_policy(name="dt", base_url=url, model="m", api_key_env="LONDI_TEST_KEY", timeout=2.0,
+                         meter=meter or ComputeMeter(), **kw)
 
 
 def test_good_reply_is_mapped_and_metered(server, monkeypatch):
@@ -139,8 +137,8 @@ def test_retries_exhausted_and_client_errors_not_retried(server):
 
 
 def _babyai_env(deepthink, **kw):
-    return SwitchingEnv(envs.make("BabyAI-Text-GoToLocal-v0"), RandomPolicy(name="q"), deepthink,
-                        encoder=HashedNgramEncoder(16), **kw)
+    return SwitchingEnv(envs.make("BabyAI-Text-GoToLocal-v0"), random_policy("q"), deepthink,
+                        encoder=hashed(16), **kw)
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])
@@ -210,9 +208,9 @@ def test_key_never_leaks(server, monkeypatch, caplog):
 
 def test_config_errors():
     with pytest.raises(ValueError, match="endpoint"):
-        OpenAIPolicy(endpoint="embeddings")
+        openai_policy(endpoint="embeddings")
     with pytest.raises(ValueError, match="retries"):
-        OpenAIPolicy(retries=-1)
+        openai_policy(retries=-1)
 
 
 def _free_port() -> int:
@@ -268,8 +266,8 @@ def transformers_serve(tmp_path_factory):
 def test_real_transformers_serve(transformers_serve, endpoint):
     base_url, model = transformers_serve
     meter = ComputeMeter()
-    pol = OpenAIPolicy(name="served", base_url=base_url, model=model, endpoint=endpoint, api_key_env=None,
-                       retries=0, timeout=60, max_tokens=4, history=0, num_params=23_296, meter=meter)
+    pol = openai_policy(name="served", base_url=base_url, model=model, endpoint=endpoint, api_key_env=None,
+                        retries=0, timeout=60, max_tokens=4, history=0, num_params=23_296, meter=meter)
     env = _babyai_env(pol, fallback_to_quick=False)  # any failure raises instead of letting QUICK act
     env.reset(seed=0)
     for _ in range(3):  # real BabyAI-Text states, one request each
@@ -289,5 +287,5 @@ def test_real_transformers_serve(transformers_serve, endpoint):
     assert u.calls == 6 and u.completion_tokens > 0 and u.prompt_tokens > 6 * 50  # the server's own counts
     assert u.flops == 2 * 23_296 * u.tokens
     with pytest.raises(EndpointError, match="HTTP 404"):  # a real server's 404 (wrong base_url) stops at once
-        OpenAIPolicy(base_url=base_url.replace("/v1", "/v2"), model=model, endpoint=endpoint, api_key_env=None,
-                     retries=3).act_one(states[0])
+        openai_policy(base_url=base_url.replace("/v1", "/v2"), model=model, endpoint=endpoint, api_key_env=None,
+                      retries=3).act_one(states[0])

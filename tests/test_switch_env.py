@@ -169,7 +169,7 @@ def test_reset_drops_usage_spent_on_an_abandoned_state():
 class _FrozenClock:
     """The meter's clock for one check: measured seconds become 0, so two seeded runs can be compared."""
 
-    perf_counter = process_time = staticmethod(lambda: 0.0)
+    perf_counter = process_time = thread_time = staticmethod(lambda: 0.0)
 
 
 @pytest.mark.parametrize("quick_first", [False, True])

@@ -45,12 +45,14 @@ class ExpertPolicy(LMPolicy):
             action = s.expert()
             if action is None or action not in s.admissible_actions:
                 raise PolicyError(f"expert has no admissible action here (it proposed {action!r})")
-            out.append(ActResult(index=s.admissible_actions.index(action), action=action))
-            usage.calls += 1
+            own = Usage(model=self.name, calls=1)
             if self.simulated:
                 tokens = len(s.obs.split()) + len(s.mission.split()) + sum(len(a.split()) for a in s.admissible_actions)
-                usage.prompt_tokens += tokens
-                usage.flops += 2.0 * self.num_parameters * tokens
+                own.prompt_tokens, own.flops = tokens, 2.0 * self.num_parameters * tokens
+            out.append(ActResult(index=s.admissible_actions.index(action), action=action, usage=own))
+            usage.calls += 1
+            usage.prompt_tokens += own.prompt_tokens
+            usage.flops += own.flops
         if self.simulated:
             usage.device_kind = DEVICE_SIMULATED
             usage.device_seconds += usage.flops / self.simulated_flops_per_second

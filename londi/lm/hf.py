@@ -302,10 +302,13 @@ class HFPolicy(LMPolicy):
         results = []
         for i, (s, sc) in enumerate(zip(states, out.scores, strict=True)):
             idx = self._choose(sc)
+            p_tok, c_tok, ctx = out.per_state[i]
             results.append(ActResult(
                 index=idx, action=s.admissible_actions[idx], scores=sc,
                 hidden=out.hidden[i] if out.hidden is not None else None,
                 info={"truncated_prompt": bool(out.truncated_prompts)},
+                usage=Usage(model=self.name, calls=1, prompt_tokens=p_tok, completion_tokens=c_tok,
+                            flops=self.flops(p_tok, c_tok, ctx)),
             ))
         return results
 
@@ -322,7 +325,7 @@ class HFPolicy(LMPolicy):
 
     @torch.inference_mode()
     def _generate_raw(self, states: Sequence[TextState], return_hidden: bool):
-        """(texts, hidden, prompt tokens, generated tokens, attention context) for a batch of states."""
+        """(texts, hidden, per state (prompt tokens, generated tokens, attention context)) for a batch."""
         prompts = [self.scorer.prompt_ids(self.prompt(s))[0] for s in states]
         ids, mask = self.scorer._pad(prompts, left=not self.is_seq2seq)
         pad = self.scorer.pad_id
@@ -344,32 +347,36 @@ class HFPolicy(LMPolicy):
             else:
                 hidden = gen.hidden_states[0][-1][:, -1].float().cpu().numpy()
         eos = self.tokenizer.eos_token_id
-        texts, n_new, ctx = [], 0, 0
+        texts, per_state = [], []
         for p_ids, row in zip(prompts, new.tolist(), strict=True):
             toks = []
             for t in row:
                 if t == eos or t == pad:
                     break
                 toks.append(t)
-            n_new += len(toks) + (1 if len(toks) < len(row) else 0)  # the EOS step was computed too
+            n_new = len(toks) + (1 if len(toks) < len(row) else 0)  # the EOS step was computed too
             p = len(p_ids)
-            ctx += p * (p + 1) // 2 + sum(p + k + 1 for k in range(len(toks)))
+            per_state.append((p, n_new, p * (p + 1) // 2 + sum(p + k + 1 for k in range(len(toks)))))
             texts.append(self.tokenizer.decode(toks, skip_special_tokens=True))
-        return texts, hidden, sum(len(p) for p in prompts), n_new, ctx
+        return texts, hidden, per_state
 
     def _generate(self, states: Sequence[TextState], usage: Usage, return_hidden: bool) -> list[ActResult]:
-        texts, hidden, n_prompt, n_new, ctx = self._generate_raw(states, return_hidden)
+        texts, hidden, per_state = self._generate_raw(states, return_hidden)
         usage.calls += len(states)  # tokens and FLOPs stay recorded after a mapping error; `act` drops the calls
-        usage.prompt_tokens += n_prompt
-        usage.completion_tokens += n_new
-        usage.flops += self.flops(n_prompt, n_new, ctx)
+        for p, n, ctx in per_state:
+            usage.prompt_tokens += p
+            usage.completion_tokens += n
+            usage.flops += self.flops(p, n, ctx)
         results = []
         for i, (s, text) in enumerate(zip(states, texts, strict=True)):
             idx = match_action(text, s.admissible_actions)
             if idx is None:
                 raise PolicyError(f"{self.name}: generated {text!r}, which matches none of the admissible actions")
+            p, n, ctx = per_state[i]
             results.append(ActResult(index=idx, action=s.admissible_actions[idx],
-                                     hidden=hidden[i] if hidden is not None else None, info={"generated": text}))
+                                     hidden=hidden[i] if hidden is not None else None, info={"generated": text},
+                                     usage=Usage(model=self.name, calls=1, prompt_tokens=p, completion_tokens=n,
+                                                 flops=self.flops(p, n, ctx))))
         return results
 
     def __repr__(self) -> str:

@@ -63,21 +63,22 @@ class OpenAIPolicy(LMPolicy):
 
     def __init__(
         self,
-        name: str = "openai",
-        base_url: str = "http://localhost:8000/v1",
-        model: str = "default",
-        api_key_env: str | None = "OPENAI_API_KEY",
-        endpoint: str = "chat",
-        timeout: float = 30.0,
-        retries: int = 3,
-        backoff: float = 0.5,
-        max_backoff: float = 8.0,
-        temperature: float = 0.0,
-        max_tokens: int = 32,
-        history: int | None = None,
-        system_prompt: str = DEFAULT_SYSTEM,
-        num_params: int = 0,
-        max_concurrency: int = 8,
+        *,
+        name: str,
+        base_url: str,
+        model: str,
+        api_key_env: str | None,
+        endpoint: str,
+        timeout: float,
+        retries: int,
+        backoff: float,
+        max_backoff: float,
+        temperature: float,
+        max_tokens: int,
+        history: int | None,
+        system_prompt: str | None,
+        num_params: int,
+        max_concurrency: int,
         meter: ComputeMeter | None = None,
     ):
         super().__init__(name, meter)
@@ -96,7 +97,7 @@ class OpenAIPolicy(LMPolicy):
         self.temperature = float(temperature)
         self.max_tokens = int(max_tokens)
         self.history = history
-        self.system_prompt = system_prompt
+        self.system_prompt = DEFAULT_SYSTEM if system_prompt is None else system_prompt
         self._num_params = int(num_params)
         self.max_concurrency = max(1, int(max_concurrency))
         self._builders: dict[str, PromptBuilder] = {}
@@ -240,4 +241,7 @@ class OpenAIPolicy(LMPolicy):
         errors = [o for o, *_ in outs if not isinstance(o, ActResult)]
         if errors:  # a misconfigured endpoint first: it must stop the run, not be taken for a bad reply
             raise next((e for e in errors if isinstance(e, EndpointError)), errors[0])
+        for r, p_tok, c_tok, _ in outs:  # each request's own tokens, as the server counted them
+            r.usage = Usage(model=self.name, calls=1, prompt_tokens=p_tok, completion_tokens=c_tok,
+                            flops=2.0 * self._num_params * (p_tok + c_tok))
         return [o for o, *_ in outs]  # type: ignore[misc]

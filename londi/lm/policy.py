@@ -29,7 +29,8 @@ class ActResult:
     """One decision: the chosen admissible action, and what the model thought of every candidate.
 
     `scores` are per-candidate log-probabilities (None for backends that only generate). `hidden` is a
-    state embedding, filled only when `act(..., return_hidden=True)` and the backend has one.
+    state embedding, filled only when `act(..., return_hidden=True)` and the backend has one. `usage` is
+    this state's share of the call (set by `LMPolicy.act`, see `split_usage`).
     """
 
     index: int
@@ -37,6 +38,7 @@ class ActResult:
     scores: np.ndarray | None = None
     hidden: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    usage: Usage | None = None
 
     @property
     def probs(self) -> np.ndarray | None:
@@ -53,6 +55,32 @@ class ActResult:
             return 0.0
         p = p[p > 0]
         return float(-(p * np.log(p)).sum())
+
+
+def split_usage(total: Usage, results: Sequence[ActResult]) -> None:
+    """Give every result its share of a batched call's `total` usage (`result.usage`, one call each).
+
+    Tokens and FLOPs are each state's own when the backend filled `result.usage` with them (exact: a batch
+    costs the sum of its states), else an equal share. Wall and device seconds cannot be told apart
+    within a batch: each state gets a share in proportion to its tokens (equal when no tokens are known).
+    The shares add up to `total`, so per-episode compute sums to what the meter recorded.
+    """
+    n = len(results)
+    if n == 0:
+        return
+    own = [r.usage for r in results]
+    if any(u is None for u in own):
+        own = [Usage(model=total.model, prompt_tokens=0, completion_tokens=0) for _ in results]
+        for i, u in enumerate(own):  # equal shares; integer tokens spread so they sum exactly
+            u.prompt_tokens = total.prompt_tokens // n + (1 if i < total.prompt_tokens % n else 0)
+            u.completion_tokens = total.completion_tokens // n + (1 if i < total.completion_tokens % n else 0)
+            u.flops = total.flops / n
+    tokens = [u.tokens for u in own]
+    weights = [t / sum(tokens) for t in tokens] if sum(tokens) > 0 else [1.0 / n] * n
+    for r, u, w in zip(results, own, weights, strict=True):
+        r.usage = Usage(model=total.model, calls=1, prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
+                        flops=u.flops, wall_seconds=total.wall_seconds * w, device_seconds=total.device_seconds * w,
+                        device_kind=total.device_kind, simulated=total.simulated)
 
 
 class LMPolicy(abc.ABC):
@@ -86,6 +114,7 @@ class LMPolicy(abc.ABC):
             except BaseException:
                 usage.calls = 0  # no action came back: the compute is recorded, the call is not
                 raise
+        split_usage(usage, results)
         return results
 
     def act_one(self, state: TextState, return_hidden: bool = False) -> ActResult:

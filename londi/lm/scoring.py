@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import inspect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ class ScoreOutput:
     encodings (causal: last layer at the last prompt token; seq2seq: the decoder's first hidden state, as
     GLAM's value head reads), or None. Token counts are real (non-pad) tokens the model processed;
     `attention_context` is the sum over processed tokens of how many positions each attended to (for the
-    attention FLOPs term).
+    attention FLOPs term). `per_state[i]` = (prompt tokens, candidate tokens, attention context) of state i.
     """
 
     scores: list[np.ndarray]
@@ -43,6 +43,7 @@ class ScoreOutput:
     candidate_tokens: int
     attention_context: int
     truncated_prompts: int = 0
+    per_state: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 def _shallow_copy(cache: Any) -> Any:
@@ -172,6 +173,7 @@ class ActionScorer:
             token_lp, hidden, ctx = self._causal(p_ids, owner, cand, cand_mask, return_hidden)
         token_lp = token_lp * cand_mask  # padding contributes nothing
         lengths = cand_mask.sum(1)
+        cand_per_state = torch.zeros(len(p_ids), dtype=torch.long).index_add_(0, owner.cpu(), lengths.cpu()).tolist()
         reduced = token_lp.sum(1)
         if self.reduction == "mean":
             reduced = reduced / lengths
@@ -185,8 +187,9 @@ class ActionScorer:
             hidden=hidden.float().cpu().numpy() if hidden is not None else None,
             prompt_tokens=sum(len(p) for p in p_ids),
             candidate_tokens=int(lengths.sum().item()),
-            attention_context=ctx,
+            attention_context=sum(ctx),
             truncated_prompts=sum(e[1] for e in encoded),
+            per_state=[(len(p), int(c), int(x)) for p, c, x in zip(p_ids, cand_per_state, ctx, strict=True)],
         )
 
     def _pad(self, seqs: Sequence[Sequence[int]], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,10 +235,15 @@ class ActionScorer:
         rest_lp = torch.log_softmax(c_logits, dim=-1)  # token t+1 given candidate[:t+1]
         lp = torch.cat([first_lp[owner, None], rest_lp], 1)
         token_lp = lp.gather(-1, cand.unsqueeze(-1)).squeeze(-1)
-        n_p = [len(p) for p in p_ids]
-        ctx = sum(n * (n + 1) // 2 for n in n_p)
-        ctx += int(((p_len[owner, None] + cand_mask.cumsum(1)) * cand_mask).sum().item())
-        return token_lp, hidden, ctx
+        return token_lp, hidden, self._context(p_ids, owner, p_len, cand_mask, causal=True)
+
+    @staticmethod
+    def _context(p_ids, owner, p_len, cand_mask, causal: bool) -> list[int]:
+        """Per state: positions attended over its prompt (causal triangle, or the full square for an encoder)
+        plus, for each candidate token, the prompt and the candidate prefix it attends to."""
+        rows = ((p_len[owner, None] + cand_mask.cumsum(1)) * cand_mask).sum(1).cpu()
+        cand = torch.zeros(len(p_ids), dtype=torch.long).index_add_(0, owner.cpu(), rows).tolist()
+        return [(n * (n + 1) // 2 if causal else n * n) + int(c) for n, c in zip((len(p) for p in p_ids), cand, strict=True)]
 
     def _rows_per_chunk(self, cache: Any, width: int, n_rows: int) -> int:
         """How many (state, candidate) rows of `width` cached positions fit in `max_cache_mb`."""
@@ -265,9 +273,5 @@ class ActionScorer:
             first = first.scatter_reduce(0, owner, torch.arange(len(owner), device=owner.device), "amin",
                                          include_self=False)
             hidden = out.decoder_hidden_states[-1][first, 0]
-        n_p = [len(p) for p in p_ids]
-        p_len = p_mask.sum(1)
-        ctx = sum(n * n for n in n_p)  # bidirectional encoder
-        # decoder: self-attention over the candidate prefix + cross-attention over the prompt
-        ctx += int(((cand_mask.cumsum(1) + p_len[owner, None]) * cand_mask).sum().item())
-        return token_lp, hidden, ctx
+        # encoder: bidirectional; decoder: self-attention over the candidate prefix + cross-attention over the prompt
+        return token_lp, hidden, self._context(p_ids, owner, p_mask.sum(1), cand_mask, causal=False)

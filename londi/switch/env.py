@@ -21,6 +21,10 @@ Reproducibility: episode k uses seed `base_seed + k`; policies are reseeded per 
 step), and `state_dict()/load_state_dict()` restore a run mid-episode by replaying the episode's recorded
 text actions, so a checkpointed run resumes exactly where it stopped.
 
+A step runs in phases (`request` -> the LM call -> `send` -> `finish` -> QUICK-first on the next state ->
+`encode`); `step()` runs them in order with one LM call each, and `londi.switch.vec.SwitchingVecEnv` runs
+them for many envs at once with one batched call per model between phases.
+
 Every step's `info["switch"]` holds the switcher's request (`requested`), who acted (`actor`,
 `deepthink_acted`: 1 only when DEEPTHINK's action was executed, after the budget mask and any fallback),
 per-model usage of this step, budget and, on the last step of an episode, an `"episode"` summary (the row
@@ -42,21 +46,18 @@ from londi.lm.policy import ActResult, LMPolicy, PolicyError
 from londi.lm.state import EpisodeHistory, TextState
 from londi.lm.usage import Usage
 from londi.switch.base import DEEPTHINK, QUICK, DecisionContext
-from londi.switch.encoders import Encoder, HashedNgramEncoder
+from londi.switch.encoders import Encoder
+from londi.switch.episode import USAGE_FIELDS, EpisodeRecord, EpisodeSummary, zero_usage
 
 log = logging.getLogger(__name__)
 
-USAGE_FIELDS = ("calls", "tokens", "flops", "device_seconds", "wall_seconds")
 EPISODE_FEATURES = 2  # [share of the step limit used, repeats of this observation this episode (capped)]
 DEFAULT_HORIZON = 100  # step limit assumed for a text env that does not say its own
 
 
-def _usage_dict(u: Usage) -> dict[str, float]:
-    return {"calls": u.calls, "tokens": u.tokens, "flops": u.flops, "device_seconds": u.device_seconds, "wall_seconds": u.wall_seconds}
-
-
-def _zero_usage() -> dict[str, float]:
-    return dict.fromkeys(USAGE_FIELDS, 0)
+def usage_dict(u: Usage) -> dict[str, float]:
+    return {"calls": u.calls, "tokens": u.tokens, "flops": u.flops, "device_seconds": u.device_seconds,
+            "wall_seconds": u.wall_seconds}
 
 
 class SwitchingEnv(gym.Env):
@@ -69,7 +70,8 @@ class SwitchingEnv(gym.Env):
         text_env: gym.Env,
         quick: LMPolicy,
         deepthink: LMPolicy,
-        encoder: Encoder | None = None,
+        *,
+        encoder: Encoder,
         cost: float = 0.0,
         budget: int | None = None,
         budget_range: tuple[int, int] | None = None,
@@ -90,7 +92,7 @@ class SwitchingEnv(gym.Env):
         self.text_env = text_env
         self.quick = quick
         self.deepthink = deepthink
-        self.encoder = encoder if encoder is not None else HashedNgramEncoder()
+        self.encoder = encoder
         self.encoder.bind(quick, deepthink)
         self.cost = float(cost)
         self.budget = budget
@@ -112,13 +114,14 @@ class SwitchingEnv(gym.Env):
         self.action_space = gym.spaces.Discrete(2)
 
         self._episode = 0  # index of the next episode to start
-        self._ep: dict[str, Any] = {}
+        self._ep: EpisodeRecord | None = None
         self._obs: np.ndarray | None = None
         self._state: TextState | None = None
         self._text_obs: str = ""
         self._text_info: Mapping[str, Any] = {}
+        self._terminal = False
         self._quick_result: ActResult | None = None
-        self._pending = {"quick": _zero_usage(), "deepthink": _zero_usage()}
+        self._pending = {"quick": zero_usage(), "deepthink": zero_usage()}
         self.last_results: dict[str, ActResult | None] = {}
         self._needs_reset = True
 
@@ -126,7 +129,32 @@ class SwitchingEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         """Start the next episode (seed = base_seed + episode index; `seed` rebases and restarts the count)."""
         super().reset(seed=seed)
-        if self._ep and not self._needs_reset:
+        info = self.begin_episode(seed)
+        if self.needs_quick_first():
+            self.set_quick(self._call("quick", self.quick, self.quick_hidden))
+        return self.encode(), info
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        requested, decision, blocked = self.request(action)
+        result, actor, fallback = self._act(decision)
+        self.send(result)
+        reward, terminated, truncated, info = self.finish(requested, blocked, result, actor, fallback)
+        if self.needs_quick_first():
+            self.set_quick(self._call("quick", self.quick, self.quick_hidden))
+        return self.encode(), reward, terminated, truncated, info
+
+    def action_masks(self) -> np.ndarray:
+        """[QUICK allowed, DEEPTHINK allowed]: DEEPTHINK is masked once the episode's budget is spent."""
+        b = self._ep.budget if self._ep is not None else None
+        return np.array([True, b is None or self._ep.used < b], dtype=bool)
+
+    def close(self) -> None:
+        self.text_env.close()
+
+    # ------------------------------------------------------------------ the step in phases
+    def begin_episode(self, seed: int | None = None) -> dict:
+        """Reset the text env and the record; the current state is set but not yet read by QUICK or encoded."""
+        if self._ep is not None and not self._needs_reset:
             self._warn_fallbacks()  # an abandoned episode reports its fallbacks too
         if seed is not None:
             self.base_seed, self._episode = int(seed), 0
@@ -138,83 +166,129 @@ class SwitchingEnv(gym.Env):
             n_budget: int | None = int(rng.integers(self.budget_range[0], self.budget_range[1] + 1))
         else:
             n_budget = self.budget
-        self._ep = {
-            "seed": ep_seed, "t": 0, "actions": [], "decisions": [], "budget": n_budget, "used": 0, "return": 0.0,
-            "switch_return": 0.0, "quick_calls": 0, "deepthink_calls": 0, "fallbacks": 0, "blocked": 0,
-            "usage": {"quick": _zero_usage(), "deepthink": _zero_usage()},
-            "recent": {"last_pairs": [], "no_change_streak": 0, "steps_since_progress": 0, "deepthink_streak": 0},
-        }
-        if self.episode_obs:
-            self._ep["visits"] = {obs: 1}
+        self._ep = EpisodeRecord(seed=ep_seed, budget=n_budget, visits={obs: 1} if self.episode_obs else None)
         self.history.reset(obs, info)
         # usage spent on the abandoned episode's last state (QUICK run first) must not be charged to this one
-        self._pending = {"quick": _zero_usage(), "deepthink": _zero_usage()}
+        self._pending = {"quick": zero_usage(), "deepthink": zero_usage()}
         self._set_current(obs, info, terminal=False)
         self._needs_reset = False
-        return self._obs.copy(), {"switch": {"budget": n_budget, "episode_seed": ep_seed}}
+        return {"switch": {"budget": n_budget, "episode_seed": ep_seed}}
 
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+    def request(self, action: int) -> tuple[int, int, bool]:
+        """(requested, decision, blocked): a DEEPTHINK request at zero budget becomes QUICK."""
         if self._needs_reset:
             raise RuntimeError("SwitchingEnv.step called before reset() (or after the episode ended)")
-        ep = self._ep
         requested = int(action)
         if requested not in (QUICK, DEEPTHINK):
             raise ValueError(f"switching action must be 0 (QUICK) or 1 (DEEPTHINK), got {action!r}")
-        decision, blocked = requested, False
-        if decision == DEEPTHINK and not self.action_masks()[DEEPTHINK]:
-            decision, blocked = QUICK, True
-        result, actor, fallback = self._act(decision)
+        if requested == DEEPTHINK and not self.action_masks()[DEEPTHINK]:
+            return requested, QUICK, True
+        return requested, requested, False
+
+    def call_needed(self, decision: int) -> str | None:
+        """Which model must run for `decision`: "deepthink", "quick", or None (QUICK's answer is already in)."""
+        if decision == DEEPTHINK:
+            return "deepthink"
+        return None if self._quick_result is not None else "quick"
+
+    def needs_quick_first(self) -> bool:
+        """Whether QUICK must read the current state before the decision (and has not yet)."""
+        return self.quick_first and not self._terminal and self._quick_result is None and bool(
+            self._text_info.get("admissible_actions"))
+
+    def set_quick(self, result: ActResult) -> None:
+        """QUICK's answer on the current state (its usage is charged via `charge`)."""
+        self._quick_result = result
+
+    def policy_seed(self, who: str) -> int:
+        """The per-step seed a policy is reseeded with before it acts here (episode seed, step, role)."""
+        return int(np.random.SeedSequence([self._ep.seed, self._ep.t, 1 if who == "quick" else 2]).generate_state(1)[0])
+
+    def charge(self, who: str, usage: Mapping[str, float]) -> None:
+        """Add usage spent on the current state to this step's bill."""
+        for k in USAGE_FIELDS:
+            self._pending[who][k] += usage.get(k, 0)
+
+    def note_fallback(self, error: Exception) -> None:
+        if not self.fallback_to_quick:
+            raise error
+        self._ep.fallback_error = str(error)[:300]
+
+    def send(self, result: ActResult) -> None:
+        """Hand the chosen action to the text env; a worker-process env starts stepping and returns at once."""
+        step_async = getattr(self.text_env, "step_async", None)
+        if step_async is not None:
+            step_async(result.index)
+            self._sent = None
+        else:
+            self._sent = self.text_env.step(result.index)
+
+    def finish(self, requested: int, blocked: bool, result: ActResult, actor: str, fallback: bool
+               ) -> tuple[float, bool, bool, dict]:
+        """Take the text env's answer to `send`, update the record and move to the next state (not yet
+        read by QUICK or encoded). Returns (reward, terminated, truncated, info)."""
+        ep = self._ep
         self.last_results = {"quick": self._quick_result, "deepthink": result if actor == "deepthink" else None}
         if actor == "quick":
             self.last_results["quick"] = result
-        obs, env_reward, terminated, truncated, info = self.text_env.step(result.index)
-        if self.episode_obs:
-            ep["visits"][obs] = ep["visits"].get(obs, 0) + 1
+        out = self._sent if self._sent is not None else self.text_env.step_wait()
+        obs, env_reward, terminated, truncated, info = out
+        if ep.visits is not None:
+            ep.visits[obs] = ep.visits.get(obs, 0) + 1
         prev_obs = self._text_obs
         self.history.record(result.action, obs, info)
 
         paid = actor == "deepthink"
         reward = float(env_reward) - (self.cost if paid else 0.0)
-        ep["t"] += 1
-        ep["actions"].append(int(result.index))
-        ep["decisions"].append(int(paid))
-        ep["return"] += float(env_reward)
-        ep["switch_return"] += reward
-        ep["quick_calls" if actor == "quick" else "deepthink_calls"] += 1
-        ep["used"] += int(paid)
-        ep["fallbacks"] += int(fallback)
-        ep["blocked"] += int(blocked)
+        ep.t += 1
+        ep.actions.append(int(result.index))
+        ep.decisions.append(int(paid))
+        ep.env_return += float(env_reward)
+        ep.switch_return += reward
+        if paid:
+            ep.deepthink_calls += 1
+        else:
+            ep.quick_calls += 1
+        ep.used += int(paid)
+        ep.fallbacks += int(fallback)
+        ep.blocked += int(blocked)
         self._update_recent(prev_obs, result.action, obs, float(env_reward), paid)
 
         done = bool(terminated or truncated)
         step_usage = self._pending  # this step's calls (incl. QUICK-first on this state); the next state's go to the next step
-        self._pending = {"quick": _zero_usage(), "deepthink": _zero_usage()}
+        self._pending = {"quick": zero_usage(), "deepthink": zero_usage()}
         self._set_current(obs, info, terminal=done)
         for who in ("quick", "deepthink"):
             for k in USAGE_FIELDS:
-                ep["usage"][who][k] += step_usage[who][k]
+                ep.usage[who][k] += step_usage[who][k]
         sw: dict[str, Any] = {
-            "requested": requested, "deepthink_acted": int(paid), "actor": actor, "blocked": blocked, "fallback": fallback,
-            "env_reward": float(env_reward), "cost": self.cost if paid else 0.0, "usage": step_usage,
-            "budget": ep["budget"], "budget_remaining": self.budget_remaining(), "episode_calls": ep["used"],
+            "requested": requested, "deepthink_acted": int(paid), "actor": actor, "blocked": blocked,
+            "fallback": fallback, "env_reward": float(env_reward), "cost": self.cost if paid else 0.0,
+            "usage": step_usage, "budget": ep.budget, "budget_remaining": self.budget_remaining(),
+            "episode_calls": ep.used,
         }
         if done:
             self._needs_reset = True
-            self._warn_fallbacks()
             sw["episode"] = self.episode_summary(success=bool(info.get("success", False)))
+            self._warn_fallbacks()
             if self.on_episode_end is not None:
-                self.on_episode_end(ep["used"], sw["episode"])
+                self.on_episode_end(ep.used, sw["episode"])
         out_info = dict(info)
         out_info["switch"] = sw
-        return self._obs.copy(), reward, bool(terminated), bool(truncated), out_info
+        return reward, bool(terminated), bool(truncated), out_info
 
-    def action_masks(self) -> np.ndarray:
-        """[QUICK allowed, DEEPTHINK allowed]: DEEPTHINK is masked once the episode's budget is spent."""
-        b = self._ep.get("budget") if self._ep else None
-        return np.array([True, b is None or self._ep["used"] < b], dtype=bool)
-
-    def close(self) -> None:
-        self.text_env.close()
+    def encode(self) -> np.ndarray:
+        """The observation vector of the current state (QUICK's answer included when it was read first)."""
+        vec = np.asarray(self.encoder.encode(self._state, self._quick_result), dtype=np.float32)
+        if self.episode_obs:
+            seen = self._ep.visits.get(self._text_obs, 1)
+            vec = np.concatenate([vec, np.array([min(1.0, self._ep.t / self.horizon()), min(1.0, (seen - 1) / 3)],
+                                                dtype=np.float32)])
+        if self.budget_obs:
+            z = self.budget_remaining()
+            vec = np.concatenate([vec, np.array([1.0 if z is None else z], dtype=np.float32)])
+        self._obs = vec
+        return vec.copy()
 
     # ------------------------------------------------------------------ switcher-facing helpers
     def current_obs(self) -> np.ndarray:
@@ -223,26 +297,32 @@ class SwitchingEnv(gym.Env):
             self.reset()
         return self._obs.copy()
 
+    @property
+    def state(self) -> TextState:
+        """The current text state."""
+        return self._state
+
     def context(self) -> DecisionContext:
         """What a switcher may read for the pending decision (see `DecisionContext`)."""
         if self._needs_reset:
             self.reset()
+        ep = self._ep
         return DecisionContext(
             state=self._state,
             action_mask=self.action_masks(),
-            rng=np.random.default_rng([self._ep["seed"], self._ep["t"], 7]),
+            rng=np.random.default_rng([ep.seed, ep.t, 7]),
             quick=self._quick_result,
             budget_remaining=self.budget_remaining(),
-            episode_step=self._ep["t"],
-            recent=self._ep["recent"],
+            episode_step=ep.t,
+            recent=ep.recent.__dict__,
         )
 
     def budget_remaining(self) -> float | None:
         """z in [0, 1]: share of the episode's DEEPTHINK budget left (None without a budget)."""
-        b = self._ep.get("budget") if self._ep else None
+        b = self._ep.budget if self._ep is not None else None
         if b is None:
             return None
-        return 0.0 if b == 0 else max(0.0, 1.0 - self._ep["used"] / b)
+        return 0.0 if b == 0 else max(0.0, 1.0 - self._ep.used / b)
 
     def horizon(self) -> int:
         """The text env's step limit (`max_steps` / `step_limit` / the spec's), else DEFAULT_HORIZON."""
@@ -257,108 +337,93 @@ class SwitchingEnv(gym.Env):
     def episode_index(self) -> int:
         return self._episode
 
+    @property
+    def episode(self) -> EpisodeRecord | None:
+        """The episode in progress (or the one that just ended)."""
+        return self._ep
+
     def episode_summary(self, success: bool) -> dict[str, Any]:
-        ep = self._ep
-        u = ep["usage"]
-        return {
-            "episode_seed": ep["seed"], "env_steps": ep["t"], "return": ep["return"], "switch_return": ep["switch_return"],
-            "success": bool(success), "quick_calls": ep["quick_calls"], "deepthink_calls": ep["deepthink_calls"],
-            "budget": ep["budget"], "fallbacks": ep["fallbacks"], "blocked": ep["blocked"],
-            "quick_model_calls": u["quick"]["calls"], "deepthink_model_calls": u["deepthink"]["calls"],
-            "quick_flops": u["quick"]["flops"], "deepthink_flops": u["deepthink"]["flops"],
-            "total_flops": u["quick"]["flops"] + u["deepthink"]["flops"],
-            "device_seconds": u["quick"]["device_seconds"] + u["deepthink"]["device_seconds"],
-        }
+        return EpisodeSummary.of(self._ep, success).as_dict()
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
         """JSON-able snapshot, restorable mid-episode (the text env is replayed from the episode seed)."""
         return {
             "base_seed": self.base_seed, "episode": self._episode, "cost": self.cost, "needs_reset": self._needs_reset,
-            "ep": self._ep, "pending": self._pending,
+            "ep": self._ep.to_dict() if self._ep is not None else None, "pending": self._pending,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.base_seed, self.cost = int(state["base_seed"]), float(state["cost"])
-        if state["needs_reset"] or not state["ep"]:
-            self._episode, self._needs_reset, self._ep = int(state["episode"]), True, dict(state["ep"])
+        ep = EpisodeRecord.from_dict(state["ep"]) if state.get("ep") else None
+        if state["needs_reset"] or ep is None:
+            self._episode, self._needs_reset, self._ep = int(state["episode"]), True, ep
             return
-        ep = state["ep"]
-        obs, info = self.text_env.reset(seed=int(ep["seed"]))
+        obs, info = self.text_env.reset(seed=ep.seed)
         self.history.reset(obs, info)
-        for idx in ep["actions"]:
+        for idx in ep.actions:
             action = list(info["admissible_actions"])[idx]
             obs, _, terminated, truncated, info = self.text_env.step(idx)
             self.history.record(action, obs, info)
             if terminated or truncated:
                 raise RuntimeError("replaying the checkpointed episode ended it early: the text env is not deterministic")
         self._episode = int(state["episode"])
-        self._ep = {k: v for k, v in ep.items()}
+        self._ep = ep
         self._needs_reset = False
         self._set_current(obs, info, terminal=False)
+        if self.needs_quick_first():  # QUICK's answer is part of the observation; the meters are restored after
+            self.set_quick(self._call("quick", self.quick, self.quick_hidden))
+        self.encode()
         self._pending = {k: dict(v) for k, v in state["pending"].items()}
 
     # ------------------------------------------------------------------ internals
-    def _seed_policy(self, policy: LMPolicy, salt: int) -> None:
+    def _seed_policy(self, policy: LMPolicy, who: str) -> None:
         if self.reseed_policies:
-            policy.seed(int(np.random.SeedSequence([self._ep["seed"], self._ep["t"], salt]).generate_state(1)[0]))
+            policy.seed(self.policy_seed(who))
 
     def _call(self, who: str, policy: LMPolicy, hidden: bool) -> ActResult:
-        self._seed_policy(policy, 1 if who == "quick" else 2)
+        """One metered call on the current state; its usage (spent even if it fails) goes to this step."""
+        self._seed_policy(policy, who)
         before = policy.meter.total()
         try:
             return policy.act_one(self._state, return_hidden=hidden)
         finally:
-            delta = _usage_dict(policy.meter.total())
-            for k, v in _usage_dict(before).items():
-                self._pending[who][k] += delta[k] - v
+            after = usage_dict(policy.meter.total())
+            self.charge(who, {k: after[k] - v for k, v in usage_dict(before).items()})
 
     def _warn_fallbacks(self) -> None:
         """One warning per episode that fell back, with the count: a DEEPTHINK that is down must not go unseen."""
-        n = self._ep.get("fallbacks", 0)
-        if n:
+        ep = self._ep
+        if ep is not None and ep.fallbacks:
             log.warning(
                 "episode seed %d: DEEPTHINK (%s) failed %d of the %d times it was asked, and QUICK acted instead "
                 "(these steps count as fallbacks, not DEEPTHINK calls). Last error: %s",
-                self._ep["seed"], self.deepthink.name, n, n + self._ep["deepthink_calls"],
-                self._ep.get("fallback_error", "?"))
+                ep.seed, self.deepthink.name, ep.fallbacks, ep.fallbacks + ep.deepthink_calls,
+                ep.fallback_error or "?")
 
     def _act(self, decision: int) -> tuple[ActResult, str, bool]:
+        fallback = False
         if decision == DEEPTHINK:
             try:
                 return self._call("deepthink", self.deepthink, False), "deepthink", False
             except PolicyError as e:
-                if not self.fallback_to_quick:
-                    raise
-                self._ep["fallback_error"] = str(e)[:300]
+                self.note_fallback(e)
                 fallback = True
-        else:
-            fallback = False
         if self._quick_result is None:
             self._quick_result = self._call("quick", self.quick, self.quick_hidden)
         return self._quick_result, "quick", fallback
 
     def _set_current(self, obs: str, info: Mapping[str, Any], terminal: bool) -> None:
-        self._text_obs, self._text_info = obs, info
-        self._state = TextState.from_env(obs, info, history=self.history.steps, env=self.text_env)
+        self._text_obs, self._text_info, self._terminal = obs, info, terminal
+        self._state = TextState.from_env(obs, info, history=self.history.steps, env=self.text_env,
+                                         step=self.history.t)
         self._quick_result = None
-        if self.quick_first and not terminal and info.get("admissible_actions"):
-            self._quick_result = self._call("quick", self.quick, self.quick_hidden)
-        vec = np.asarray(self.encoder.encode(self._state, self._quick_result), dtype=np.float32)
-        if self.episode_obs:
-            seen = self._ep["visits"].get(obs, 1)
-            vec = np.concatenate([vec, np.array([min(1.0, self._ep["t"] / self.horizon()), min(1.0, (seen - 1) / 3)],
-                                                dtype=np.float32)])
-        if self.budget_obs:
-            z = self.budget_remaining()
-            vec = np.concatenate([vec, np.array([1.0 if z is None else z], dtype=np.float32)])
-        self._obs = vec
 
     def _update_recent(self, prev_obs: str, action: str, obs: str, env_reward: float, paid: bool) -> None:
-        r = self._ep["recent"]
-        pairs = deque(r["last_pairs"], maxlen=3)
+        r = self._ep.recent
+        pairs = deque(r.last_pairs, maxlen=3)
         pairs.append([prev_obs, action])
-        r["last_pairs"] = list(pairs)
-        r["no_change_streak"] = r["no_change_streak"] + 1 if obs == prev_obs else 0
-        r["steps_since_progress"] = 0 if env_reward > 0 else r["steps_since_progress"] + 1
-        r["deepthink_streak"] = r["deepthink_streak"] + 1 if paid else 0
+        r.last_pairs = list(pairs)
+        r.no_change_streak = r.no_change_streak + 1 if obs == prev_obs else 0
+        r.steps_since_progress = 0 if env_reward > 0 else r.steps_since_progress + 1
+        r.deepthink_streak = r.deepthink_streak + 1 if paid else 0
