@@ -107,6 +107,7 @@ class LondiConfig:
     run_dir: str = "${hydra:runtime.output_dir}"  # everything the run writes goes here
     device: str = "cpu"  # for hf models and torch switchers: cpu | cuda | cuda:N
     threads: int = 1  # torch CPU threads; device seconds on CPU are measured under this setting
+    n_envs: int = 1  # text envs stepped together (one batched LM call per model per vector step)
 
 
 @dataclass

@@ -48,6 +48,7 @@ from londi.metrics import EVAL_KEYS, TRAIN_KEYS, MetricsTracker, episode_row, su
 from londi.switch.base import Switcher
 from londi.switch.encoders import Encoder, NullEncoder
 from londi.switch.env import SwitchingEnv
+from londi.switch.vec import SwitchingVecEnv
 
 log = logging.getLogger(__name__)
 
@@ -97,31 +98,44 @@ def seed_everything(seed: int) -> None:
 
 # ------------------------------------------------------------------------------------------------ helpers
 def make_switching_env(env_fn: EnvFn, quick: LMPolicy, deepthink: LMPolicy, switcher: Switcher, encoder: Encoder,
-                       seed: int, train: bool, history_steps: int = 2) -> SwitchingEnv:
-    """The `SwitchingEnv` a switcher trains (train=True) or is evaluated (train=False) in.
+                       seed: int, train: bool, n_envs: int = 1, history_steps: int = 2) -> SwitchingVecEnv:
+    """The `n_envs` switching envs a switcher trains (train=True) or is evaluated (train=False) in.
 
     A switcher that never reads the encoded state gets a `NullEncoder`, so it pays for no QUICK-first call
     that only the encoder wanted.
     """
+    if n_envs < 1:
+        raise ValueError(f"n_envs must be >= 1, got {n_envs}")
     if not switcher.reads_obs:
         encoder = NullEncoder()
-    return SwitchingEnv(env_fn(), quick, deepthink, encoder=encoder, seed=seed, history_steps=history_steps,
-                        **switcher.env_options(train))
+    envs = [SwitchingEnv(env_fn(), quick, deepthink, encoder=encoder, history_steps=history_steps,
+                         **switcher.env_options(train)) for _ in range(n_envs)]
+    return SwitchingVecEnv(envs, seed=seed)
 
 
-def run_episodes(env: SwitchingEnv, switcher: Switcher, episodes: int, seed: int) -> list[dict[str, Any]]:
-    """Play `episodes` episodes with `switcher.decide` from seed `seed` upward; return their summaries."""
-    out = []
-    env.reset(seed=seed)
-    for _ in range(episodes):
-        while True:
-            obs, ctx = env.current_obs(), env.context()
-            _, _, terminated, truncated, info = env.step(int(switcher.decide(obs, ctx)))
-            if terminated or truncated:
-                out.append(info["switch"]["episode"])
-                break
+def run_episodes(env: SwitchingVecEnv, switcher: Switcher, episodes: int, seed: int) -> list[dict[str, Any]]:
+    """Play the episodes of seeds seed .. seed+episodes-1 with `switcher.decide`, spread over the envs of
+    `env` (env i plays seed+i, seed+i+N, ...); their summaries in seed order."""
+    n = env.num_envs
+    share = [len(range(i, episodes, n)) for i in range(n)]
+    env.rebase(seed)
+    env.paused = {i for i in range(n) if share[i] == 0}
+    out: list[dict[str, Any]] = []
+    try:
         env.reset()
-    return out
+        while len(env.paused) < n:
+            obs, ctxs = env.current_obs(), env.contexts()
+            decisions = np.array([int(switcher.decide(o, c)) if i not in env.paused else 0
+                                  for i, (o, c) in enumerate(zip(obs, ctxs, strict=True))])
+            _, _, dones, infos = env.step(decisions)
+            for i in np.flatnonzero(dones):
+                out.append(infos[i]["switch"]["episode"])
+                share[i] -= 1
+                if share[i] == 0:
+                    env.paused.add(int(i))
+    finally:
+        env.paused = set()
+    return sorted(out, key=lambda e: e["episode_seed"])
 
 
 class RunFiles:
@@ -184,6 +198,7 @@ class Runner:
         eval_every: int | None = None,
         checkpoint_every: int | None = None,
         log_every: int | None = None,
+        n_envs: int = 1,
         loggers: Sequence[RunLogger] = (),
         callbacks: Sequence[Callback] = (),
         history_steps: int = 2,
@@ -207,10 +222,12 @@ class Runner:
         self.stop_after_steps = stop_after_steps
         self.callbacks = list(callbacks)
 
+        self.n_envs = int(n_envs)
         seed_everything(self.seed)
-        self.train_env = make_switching_env(env_fn, quick, deepthink, switcher, encoder, self.seed, True, history_steps)
+        self.train_env = make_switching_env(env_fn, quick, deepthink, switcher, encoder, self.seed, True, self.n_envs,
+                                            history_steps)
         self.eval_env = make_switching_env(env_fn, quick, deepthink, switcher, encoder, self.eval_seed, False,
-                                           history_steps)
+                                           max(1, min(self.n_envs, self.eval_episodes)), history_steps)
         switcher.setup(self.train_env, self.seed, self.total_steps)
         self.files = RunFiles(self.run_dir)
         self.logger = MultiLogger(list(loggers))
@@ -260,7 +277,7 @@ class Runner:
     def settings(self) -> dict[str, Any]:
         return {"switcher": self.switcher.name, "seed": self.seed, "total_steps": self.total_steps,
                 "eval_episodes": self.eval_episodes, "eval_every": self.eval_every, "eval_seed": self.eval_seed,
-                "quick": self.quick.name, "deepthink": self.deepthink.name}
+                "n_envs": self.n_envs, "quick": self.quick.name, "deepthink": self.deepthink.name}
 
     def resume(self) -> RunResult | None:
         """Load the newest readable checkpoint (None if there is none: a fresh start empties the CSVs).
@@ -343,13 +360,15 @@ class Runner:
 
     # -- internals --------------------------------------------------------------------------------------
     def _next_chunk(self) -> int:
-        """Steps to the next evaluation, checkpoint, stop or the end, rounded up to the switcher's quantum."""
+        """Steps to the next evaluation, checkpoint, stop or the end, rounded up to the switcher's quantum
+        (a whole number of vector steps: `n_envs` env steps each)."""
         s = self.tracker.steps
         nxt = min((s // self.eval_every + 1) * self.eval_every, (s // self.checkpoint_every + 1) * self.checkpoint_every,
                   self.total_steps)
         if self.stop_after_steps is not None:
             nxt = min(nxt, max(self.stop_after_steps, s + 1))
         quantum = max(1, int(self.switcher.step_quantum))
+        quantum = -(-quantum // self.n_envs) * self.n_envs
         return -(-max(1, nxt - s) // quantum) * quantum
 
     def _evaluation_due(self) -> bool:
@@ -403,6 +422,7 @@ def evaluate(
     encoder: Encoder,
     episodes: int,
     seed: int | None = None,
+    n_envs: int = 1,
     history_steps: int = 2,
 ) -> dict[str, Any]:
     """Reload a run dir's switcher (final weights, else the newest readable checkpoint) and evaluate it.
@@ -413,7 +433,8 @@ def evaluate(
     run_dir = Path(run_dir)
     meta = RunFiles(run_dir).read_run()
     eval_seed = seed if seed is not None else int(meta.get("eval_seed", 1_000_000))
-    env = make_switching_env(env_fn, quick, deepthink, switcher, encoder, eval_seed, False, history_steps)
+    env = make_switching_env(env_fn, quick, deepthink, switcher, encoder, eval_seed, False,
+                             max(1, min(n_envs, episodes)), history_steps)
     switcher.setup(env, int(meta.get("seed", 0)), meta.get("total_steps"))
     if switcher.learns or (run_dir / "switcher").exists():
         src = run_dir / "switcher"

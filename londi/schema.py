@@ -85,8 +85,8 @@ class DQNSchema:
     learning_starts: int = MISSING
     batch_size: int = MISSING
     gamma: float = MISSING
-    train_freq: int = MISSING  # env steps (per env) between updates
-    gradient_steps: int = MISSING  # gradient steps per update
+    train_freq: int = MISSING  # vector steps between updates
+    gradient_steps: int = MISSING  # gradient steps per update (-1: one per env step collected)
     target_update_interval: int = MISSING
     exploration_fraction: float = MISSING
     exploration_final_eps: float = MISSING

@@ -133,7 +133,7 @@ def train(cfg: DictConfig) -> float:
     result = Runner(
         parts.env_fn, parts.quick, parts.deepthink, parts.switcher, run_dir,
         encoder=parts.encoder, seed=cfg.seed, total_steps=cfg.total_steps, eval_episodes=cfg.eval_episodes,
-        eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, loggers=loggers,
+        eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, n_envs=cfg.n_envs, loggers=loggers,
     ).run()
     success = _final_success(result)
     log.info("run folder: %s (final success %.3f)", run_dir, success)

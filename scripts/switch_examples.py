@@ -34,9 +34,10 @@ def main() -> None:
     meta = json.loads((args.run_dir / "run.json").read_text())
     parts = build.components(cfg)
     switcher, quick = parts.switcher, parts.quick
-    env = make_switching_env(parts.env_fn, quick, parts.deepthink, switcher, parts.encoder,
+    vec = make_switching_env(parts.env_fn, quick, parts.deepthink, switcher, parts.encoder,
                              meta["eval_seed"], train=False)
-    switcher.setup(env, meta["seed"], meta["total_steps"])
+    env = vec.envs[0]  # one env: the script steps it directly
+    switcher.setup(vec, meta["seed"], meta["total_steps"])
     if switcher.learns:
         switcher.load(args.run_dir / "switcher")
 

@@ -5,6 +5,7 @@ import pytest
 from londi.runner import run_episodes
 from londi.switch.env import SwitchingEnv
 from londi.switch.toy import CorridorTextEnv, NoisyExpertPolicy
+from londi.switch.vec import SwitchingVecEnv
 from tests.helpers import expert, hashed, switcher
 
 
@@ -32,8 +33,8 @@ def test_oracle_calls_deepthink_exactly_where_quick_disagrees_with_expert():
 
 def test_random_switcher_calls_at_rate_p_and_is_reproducible():
     sw = switcher("random", "switcher.p=0.3")
-    a = run_episodes(_env(sw), sw, 40, seed=1)
-    b = run_episodes(_env(sw), sw, 40, seed=1)
+    a = run_episodes(SwitchingVecEnv([_env(sw)]), sw, 40, seed=1)
+    b = run_episodes(SwitchingVecEnv([_env(sw)]), sw, 40, seed=1)
     assert [e["deepthink_calls"] for e in a] == [e["deepthink_calls"] for e in b]
     frac = sum(e["deepthink_calls"] for e in a) / sum(e["env_steps"] for e in a)
     assert 0.2 < frac < 0.4
@@ -42,9 +43,9 @@ def test_random_switcher_calls_at_rate_p_and_is_reproducible():
 
 
 def test_always_baselines_and_heuristic_bounds():
-    quick_only = run_episodes(_env(switcher("always_quick")), switcher("always_quick"), 20, seed=2)
+    quick_only = run_episodes(SwitchingVecEnv([_env(switcher("always_quick"))]), switcher("always_quick"), 20, seed=2)
     dt_sw = switcher("always_deepthink")
-    deep = run_episodes(_env(dt_sw), dt_sw, 20, seed=2)
+    deep = run_episodes(SwitchingVecEnv([_env(dt_sw)]), dt_sw, 20, seed=2)
     assert sum(e["deepthink_calls"] for e in quick_only) == 0
     assert all(e["quick_calls"] == 0 and e["success"] for e in deep)
     h = switcher("heuristic", "switcher.max_consecutive=2")
@@ -85,4 +86,4 @@ def test_switchers_that_ignore_the_state_do_not_pay_for_an_encoders_quick_featur
     londi = switcher("londi")
     env = make_switching_env(lambda: CorridorTextEnv(length=10, max_steps=30), quick, expert("d"), londi,
                              hashed(16, quick_features=True), seed=0, train=False)
-    assert env.quick_first  # a switcher that reads the encoding still gets QUICK's features
+    assert env.envs[0].quick_first  # a switcher that reads the encoding still gets QUICK's features

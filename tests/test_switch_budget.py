@@ -9,6 +9,7 @@ from londi.switch.baselines import AlwaysDeepthink
 from londi.switch.env import SwitchingEnv
 from londi.switch.sb3 import MASKED_Q
 from londi.switch.toy import CorridorTextEnv
+from londi.switch.vec import SwitchingVecEnv
 from tests.helpers import expert, hashed, random_policy, switcher
 
 
@@ -42,8 +43,8 @@ def test_budget_never_exceeded(budget, seed, episodes, randomised):
 
 
 def test_masked_dqn_never_picks_deepthink_at_zero_budget():
-    env = SwitchingEnv(CorridorTextEnv(), random_policy("q"), expert("d"), encoder=hashed(16),
-                       budget=1, budget_obs=True)
+    env = SwitchingVecEnv([SwitchingEnv(CorridorTextEnv(), random_policy("q"), expert("d"), encoder=hashed(16),
+                                        budget=1, budget_obs=True)])
     sw = switcher("londi_b", "switcher.budget=1", "switcher.cost=0.0")
     sw.setup(env, seed=0, total_steps=100)
     obs = np.random.default_rng(0).normal(size=(64, 17)).astype(np.float32)

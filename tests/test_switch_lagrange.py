@@ -5,6 +5,7 @@ import pytest
 from londi.switch.env import SwitchingEnv
 from londi.switch.multiplier import make_lambda_rule
 from londi.switch.toy import CorridorTextEnv
+from londi.switch.vec import SwitchingVecEnv
 from tests.helpers import expert, hashed, random_policy, switcher
 
 
@@ -44,8 +45,8 @@ def test_unknown_rule_is_named():
 
 def test_switcher_updates_lambda_and_env_cost_at_episode_end():
     sw = switcher("lagrangian", "switcher.target_calls=1.0", "switcher.rule=sgd", "switcher.lr=0.1")
-    env = SwitchingEnv(CorridorTextEnv(), random_policy("q"), expert("d"), encoder=hashed(16),
-                       **sw.env_options(train=True))
+    env = SwitchingVecEnv([SwitchingEnv(CorridorTextEnv(), random_policy("q"), expert("d"), encoder=hashed(16),
+                                        **sw.env_options(train=True))])
     sw.setup(env, seed=0, total_steps=100)
     assert env.cost == 0.0
     sw.on_episode_end(5, {})

@@ -6,6 +6,7 @@ import pytest
 
 from londi.switch.env import SwitchingEnv
 from londi.switch.toy import CorridorTextEnv
+from londi.switch.vec import SwitchingVecEnv
 from tests.helpers import expert, hashed, random_policy, switcher
 
 
@@ -14,8 +15,8 @@ def test_learning_and_reloading_leave_no_sb3_log_folders(tmp_path, monkeypatch, 
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where SB3's default logger would write
-    env = SwitchingEnv(CorridorTextEnv(), random_policy("q"), expert("d"), encoder=hashed(16),
-                       cost=0.1)
+    env = SwitchingVecEnv([SwitchingEnv(CorridorTextEnv(), random_policy("q"), expert("d"), encoder=hashed(16),
+                                        cost=0.1)])
     sw = switcher("londi", f"switcher.algo={algo}",
                   "switcher.dqn.learning_starts=10" if algo == "dqn" else "switcher.ppo.n_steps=32")
     sw.setup(env, seed=0, total_steps=64)

@@ -8,14 +8,15 @@ state, QUICK's output when asked for, the action mask, a per-step seeded RNG).
 How the run loop (`londi.runner`) uses a switcher, whatever kind it is:
 
 0. `switcher.env_options(train)` gives the `SwitchingEnv` keyword arguments (cost, budget, QUICK-first).
-1. `switcher.setup(env, seed, total_steps)` once, with the training `SwitchingEnv` (spaces known from it).
+1. `switcher.setup(env, seed, total_steps)` once, with the training `SwitchingVecEnv` (N envs stepped
+   together with batched LM calls; spaces known from it).
 2. `switcher.learn(env, steps, on_step)` repeatedly, in chunks of `steps` env steps (a multiple of
-   `step_quantum`) between evaluations and checkpoints; `on_step(info)` must be called after every env
+   `step_quantum` x N) between evaluations and checkpoints; `on_step(info)` must be called after every env
    step with the step's info (the runner's metric tracker reads `info["switch"]`).
-   - SB3 switchers (`SB3Switcher` in `londi.switch.sb3`) run `model.learn` on a `DummyVecEnv` around the
-     same env; the env never needs a reset between chunks (it continues the episode).
+   - SB3 switchers (`SB3Switcher` in `londi.switch.sb3`) run `model.learn` on the vector env itself; it
+     never needs a reset between chunks (its envs continue their episodes).
    - Every other switcher (rule-based baselines, the cascade router) inherits `Switcher.learn`, a plain
-     loop: `decide` -> `env.step` -> `observe(Transition)` -> `on_step`. A switcher that learns online
+     loop: `decide` per env -> `env.step` -> `observe(Transition)` per env -> `on_step`. A switcher that learns online
      (the cascade router learning from DEEPTHINK's answers) does its update in `observe`; the transition
      carries both policies' outputs that were computed at that step (`Transition.quick`,
      `Transition.deepthink`), so it never calls a model itself and every call stays counted.
@@ -46,6 +47,7 @@ from londi.lm.state import TextState
 
 if TYPE_CHECKING:  # pragma: no cover
     from londi.switch.env import SwitchingEnv
+    from londi.switch.vec import SwitchingVecEnv
 
 QUICK = 0
 DEEPTHINK = 1
@@ -125,31 +127,33 @@ class Switcher:
     def observe(self, transition: Transition) -> None:  # noqa: B027 - optional hook
         """Online learning hook, called after each training step by the default `learn` loop."""
 
-    def learn(self, env: SwitchingEnv, steps: int, on_step: OnStep) -> None:
-        """Drive `env` for `steps` steps with `decide`, feeding `observe` and `on_step`."""
-        for _ in range(steps):
+    def learn(self, env: SwitchingVecEnv, steps: int, on_step: OnStep) -> None:
+        """Drive `env` (N envs) for `steps` env steps with `decide`, feeding `observe` and `on_step`."""
+        done_steps = 0
+        while done_steps < steps:
             obs = env.current_obs()
-            ctx = env.context()
-            decision = int(self.decide(obs, ctx))
-            next_obs, reward, terminated, truncated, info = env.step(decision)
-            sw = info["switch"]
-            self.observe(
-                Transition(
-                    obs=obs,
-                    acted=sw["deepthink_acted"],
-                    reward=float(reward),
-                    next_obs=next_obs,
-                    terminated=terminated,
-                    truncated=truncated,
-                    state=ctx.state,
-                    quick=env.last_results.get("quick"),
-                    deepthink=env.last_results.get("deepthink"),
-                    info=info,
+            ctxs = env.contexts()
+            decisions = np.array([int(self.decide(o, c)) for o, c in zip(obs, ctxs, strict=True)])
+            next_obs, rewards, dones, infos = env.step(decisions)
+            for i, info in enumerate(infos):
+                sw = info["switch"]
+                last = env.envs[i].last_results
+                self.observe(
+                    Transition(
+                        obs=obs[i],
+                        acted=sw["deepthink_acted"],
+                        reward=float(rewards[i]),
+                        next_obs=info.get("terminal_observation", next_obs[i]),
+                        terminated=bool(dones[i]) and not info.get("TimeLimit.truncated", False),
+                        truncated=bool(info.get("TimeLimit.truncated", False)),
+                        state=ctxs[i].state,
+                        quick=last.get("quick"),
+                        deepthink=last.get("deepthink"),
+                        info=info,
+                    )
                 )
-            )
-            on_step(info)
-            if terminated or truncated:
-                env.reset()
+                on_step(info)
+            done_steps += env.num_envs
 
     def on_episode_end(self, calls: int, info: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
         """Called by the env at the end of every training episode (the Lagrangian updates lambda here)."""

@@ -17,7 +17,7 @@ episode with that count. An `EndpointError` (the endpoint refuses every request:
 is not a `PolicyError` and ends the run. A failed DEEPTHINK attempt adds its seconds and tokens to the
 step's usage but no call (see `LMPolicy`).
 
-Reproducibility: episode k uses seed `base_seed + k`; policies are reseeded per step from (episode seed,
+Reproducibility: episode k uses seed `base_seed + k` (`+ N k` for the envs of a `SwitchingVecEnv`); policies are reseeded per step from (episode seed,
 step), and `state_dict()/load_state_dict()` restore a run mid-episode by replaying the episode's recorded
 text actions, so a checkpointed run resumes exactly where it stopped.
 
@@ -106,6 +106,7 @@ class SwitchingEnv(gym.Env):
         # The states carry as many past steps as the hungrier prompt needs (never fewer than asked for).
         self.history = EpisodeHistory(max(history_steps, quick.history_needed, deepthink.history_needed))
         self.base_seed = int(seed)
+        self.seed_stride = 1  # episode k's seed is base_seed + seed_stride * k (a SwitchingVecEnv interleaves envs)
         self.reseed_policies = reseed_policies
         self.on_episode_end = on_episode_end
 
@@ -158,7 +159,7 @@ class SwitchingEnv(gym.Env):
             self._warn_fallbacks()  # an abandoned episode reports its fallbacks too
         if seed is not None:
             self.base_seed, self._episode = int(seed), 0
-        ep_seed = self.base_seed + self._episode
+        ep_seed = self.base_seed + self.seed_stride * self._episode
         self._episode += 1
         obs, info = self.text_env.reset(seed=ep_seed)
         rng = np.random.default_rng([ep_seed, 2**31 - 1])

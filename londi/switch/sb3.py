@@ -25,13 +25,12 @@ from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
-from stable_baselines3.common.vec_env import DummyVecEnv
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 
 from londi.switch.base import DecisionContext, OnStep, Switcher
 
 if TYPE_CHECKING:  # pragma: no cover
-    from londi.switch.env import SwitchingEnv
+    from londi.switch.vec import SwitchingVecEnv
 
 MASKED_Q = -1e9
 
@@ -181,8 +180,8 @@ class SB3Switcher(Switcher):
         self.needs_quick_output = needs_quick_output
         self.model: Any = None
         self.losses: dict[str, float] = {}
-        self._env: SwitchingEnv | None = None
-        self._vec: DummyVecEnv | None = None
+        self._env: SwitchingVecEnv | None = None
+        self._n_envs = 1
 
     # ---------------------------------------------------------------- construction
     def env_options(self, train: bool) -> dict[str, Any]:
@@ -190,10 +189,10 @@ class SB3Switcher(Switcher):
 
     @property
     def step_quantum(self) -> int:  # type: ignore[override]
-        if self.algo == "ppo":
-            return int(self.algo_kwargs["n_steps"])
-        tf = self.algo_kwargs["train_freq"]
-        return int(tf if isinstance(tf, int) else tf[0])
+        if self.algo == "ppo":  # a rollout: n_steps per env
+            return int(self.algo_kwargs["n_steps"]) * self._n_envs
+        tf = self.algo_kwargs["train_freq"]  # vector steps between updates
+        return int(tf if isinstance(tf, int) else tf[0]) * self._n_envs
 
     def _algo(self) -> tuple[type, Any, dict[str, Any]]:
         if self.algo == "ppo":
@@ -204,17 +203,17 @@ class SB3Switcher(Switcher):
             return MaskedDQN, BudgetMaskedDQNPolicy, kwargs
         return SwitchDQN, "MlpPolicy", kwargs
 
-    def setup(self, env: SwitchingEnv, seed: int, total_steps: int | None = None) -> None:
+    def setup(self, env: SwitchingVecEnv, seed: int, total_steps: int | None = None) -> None:
         self._env = env
-        self._vec = DummyVecEnv([lambda: env])
+        self._n_envs = env.num_envs
         cls, policy, kwargs = self._algo()
-        self.model = cls(policy, self._vec, seed=seed, device=self.device, verbose=0,
+        self.model = cls(policy, env, seed=seed, device=self.device, verbose=0,
                          policy_kwargs={"net_arch": self.net_arch}, **kwargs)
         self.model._schedule_total = total_steps
         self.model.set_logger(_silent_logger())
 
     # ---------------------------------------------------------------- learning / acting
-    def learn(self, env: SwitchingEnv, steps: int, on_step: OnStep) -> None:
+    def learn(self, env: SwitchingVecEnv, steps: int, on_step: OnStep) -> None:
         if self.model is None:
             raise RuntimeError(f"{self.name}: call setup(env, seed, total_steps) before learn")
         self.model.learn(steps, reset_num_timesteps=False, callback=_ForwardSteps(on_step, self), log_interval=None)
@@ -254,7 +253,7 @@ class SB3Switcher(Switcher):
         total = self.model._schedule_total if self.model is not None else None
         with warnings.catch_warnings():  # the saved model names its n-step buffer class; SB3 warns on reload
             warnings.filterwarnings("ignore", message=".*n_steps.*is ignored because a custom")
-            self.model = cls.load(path / "model.zip", env=self._vec, device=self.device, force_reset=False)
+            self.model = cls.load(path / "model.zip", env=self._env, device=self.device, force_reset=False)
         self.model._schedule_total = total
         self.model.set_logger(_silent_logger())
         if (path / "replay_buffer.pkl").exists():
@@ -263,5 +262,5 @@ class SB3Switcher(Switcher):
         self.model.action_space.np_random.bit_generator.state = meta["action_space_rng"]
         self.load_state_dict(meta["state"])
         if self._env is not None:
-            self.model._last_obs = self._env.current_obs()[None]
+            self.model._last_obs = self._env.current_obs()
             self.model._last_original_obs = self.model._last_obs
