@@ -46,8 +46,20 @@ def instantiate_node(node: Any, **kwargs: Any) -> Any:
 
 
 def env_fn(cfg: DictConfig | Overrides = ()) -> Callable[[], Any]:
-    """A zero-argument factory of fresh text envs (one per call)."""
-    return instantiate_node(config(cfg).env, _partial_=True)
+    """A zero-argument factory of fresh text envs (one per call); each in its own worker process when
+    `env_processes` says so (null: ScienceWorld envs when n_envs > 1, so their steps overlap)."""
+    c = config(cfg)
+    make = instantiate_node(c.env, _partial_=True)
+    workers = c.get("env_processes")
+    if workers is None:
+        workers = int(c.get("n_envs", 1)) > 1 and str(c.env.get("id", "")).startswith("ScienceWorld")
+    if not workers:
+        return make
+    from functools import partial
+
+    from envs.subproc import SubprocTextEnv
+
+    return partial(SubprocTextEnv, make)
 
 
 def model(cfg: DictConfig | Overrides = (), role: str = "quick") -> Any:

@@ -108,6 +108,7 @@ class LondiConfig:
     device: str = "cpu"  # for hf models and torch switchers: cpu | cuda | cuda:N
     threads: int = 1  # torch CPU threads; device seconds on CPU are measured under this setting
     n_envs: int = 1  # text envs stepped together (one batched LM call per model per vector step)
+    env_processes: bool | None = None  # text envs in worker processes; None: ScienceWorld ones when n_envs > 1
 
 
 @dataclass

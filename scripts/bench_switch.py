@@ -1,13 +1,19 @@
-"""Switching-control benchmark: the configured switcher vs always_quick / always_deepthink / oracle / random.
+"""Switching-control benchmarks, on exactly what `londi-train` would build for the given Hydra overrides.
 
-Composes `configs/config.yaml` with the Hydra overrides given on the command line (so it measures exactly
-what `londi-train` would run, default models included), trains the switcher for `total_steps`, then
-evaluates it and the baselines on the same seeded episodes and prints success, DEEPTHINK calls per
-episode, switcher decision overhead per state (ms: encoder excluded, `decide` only) and whole-loop steps/s
-(QUICK/DEEPTHINK calls, encoder and env included). `random` runs at the learned switcher's DEEPTHINK rate.
+Throughput (default): training env steps per second of the configured switcher at several `n_envs`, one
+after another in one process (the first setting is measured again at the end, so machine drift shows),
+after a warm-up past DQN's `learning_starts` so gradient steps are included. Each setting gets fresh
+models; the figure is the training loop itself (QUICK/DEEPTHINK calls, encoder, env, DQN updates).
 
-    .venv/bin/python scripts/bench_switch.py switcher=londi switcher.cost=0.1 encoder.goal_features=true \
-        encoder.quick_features=true encoder.history_features=true total_steps=10000 --episodes 100
+    .venv/bin/python scripts/bench_switch.py --n-envs 1,4,16 --steps 3000
+    .venv/bin/python scripts/bench_switch.py env=scienceworld/find_living_thing model@quick=random \
+        model@deepthink=expert --n-envs 1,2 --steps 400
+
+Baselines (`--baselines`): the switcher trained for `total_steps`, then it and always_quick /
+always_deepthink / oracle / random (at its DEEPTHINK rate) evaluated on the same seeded episodes: success,
+DEEPTHINK calls per episode, decision overhead per state (`decide` only) and whole-loop steps/s.
+
+    .venv/bin/python scripts/bench_switch.py total_steps=20000 --baselines --episodes 100
 """
 
 from __future__ import annotations
@@ -48,14 +54,58 @@ def timed_eval(parts, switcher, episodes: int, seed: int) -> tuple[dict[str, flo
     return summarize(eps), 1000 * decide_s / max(1, steps), steps / wall
 
 
+def throughput(overrides: list[str], n_envs: list[int], steps: int, warmup: int) -> dict[int, list[float]]:
+    """Training env steps/s per n_envs (the first setting twice: at the start and at the end)."""
+    out: dict[int, list[float]] = {}
+    for n in [*n_envs, n_envs[0]]:
+        cfg = build.config([*overrides, f"n_envs={n}"])
+        parts = build.components(cfg)
+        env = make_switching_env(parts.env_fn, parts.quick, parts.deepthink, parts.switcher, parts.encoder,
+                                 seed=cfg.seed, train=True, n_envs=n)
+        sw = parts.switcher
+        sw.setup(env, cfg.seed, warmup + steps)
+        count = [0]
+
+        def on_step(info, count=count):
+            count[0] += 1
+
+        sw.learn(env, -(-warmup // n) * n, on_step)
+        t0, c0 = time.perf_counter(), count[0]
+        sw.learn(env, -(-steps // n) * n, on_step)
+        out.setdefault(n, []).append((count[0] - c0) / (time.perf_counter() - t0))
+        q, d = parts.quick.meter.total(), parts.deepthink.meter.total()
+        print(f"n_envs={n:3d}: {out[n][-1]:8.1f} env steps/s  (QUICK {q.calls} calls, DEEPTHINK {d.calls} calls "
+              f"over {count[0]} steps)", flush=True)
+        env.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("overrides", nargs="*", help="Hydra overrides, as for londi-train")
+    ap.add_argument("--n-envs", default="1,4,16", help="comma-separated n_envs to compare (throughput mode)")
+    ap.add_argument("--steps", type=int, default=3000, help="timed training env steps per setting")
+    ap.add_argument("--warmup", type=int, default=600, help="untimed env steps first (past learning_starts)")
+    ap.add_argument("--baselines", action="store_true", help="compare the trained switcher with the baselines")
     ap.add_argument("--episodes", type=int, default=100)
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args()
     torch.set_num_threads(1)
     overrides = ["logger=disabled", "run_dir=unused", *args.overrides]
+    if not args.baselines:
+        ns = [int(x) for x in args.n_envs.split(",")]
+        rates = throughput(overrides, ns, args.steps, args.warmup)
+        base = sum(rates[ns[0]]) / len(rates[ns[0]])
+        print(f"\noverrides: {' '.join(args.overrides) or '(defaults)'}; {args.steps} timed steps after "
+              f"{args.warmup} warm-up steps; 1 torch thread")
+        print(f"{'n_envs':>7s} {'env steps/s':>12s} {'x n_envs=' + str(ns[0]):>12s}")
+        for n in ns:
+            r = sum(rates[n]) / len(rates[n])
+            extra = f"   (runs: {', '.join(f'{x:.1f}' for x in rates[n])})" if len(rates[n]) > 1 else ""
+            print(f"{n:7d} {r:12.1f} {r / base:12.2f}{extra}")
+        if args.out:
+            Path(args.out).write_text(json.dumps({str(k): v for k, v in rates.items()}, indent=2))
+        return
     cfg = build.config(overrides)
 
     def parts():  # fresh models (and meters) per evaluation

@@ -64,16 +64,13 @@ class RandomPolicy(LMPolicy):
 
     def __init__(self, *, name: str, seed: int | None, meter: ComputeMeter | None = None):
         super().__init__(name, meter)
-        self._rng = np.random.default_rng(seed)
-
-    def seed(self, seed: int | None) -> None:
-        self._rng = np.random.default_rng(seed)
+        self.seed(seed)
 
     def _act(self, states: Sequence[TextState], usage: Usage, return_hidden: bool) -> list[ActResult]:
         out = []
-        for s in states:
+        for n, s in enumerate(states):
             k = len(s.admissible_actions)
-            i = int(self._rng.integers(k))
+            i = int(self.rng(n).integers(k))
             out.append(ActResult(index=i, action=s.admissible_actions[i], scores=np.full(k, -np.log(k))))
             usage.calls += 1
         return out

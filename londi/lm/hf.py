@@ -237,7 +237,7 @@ class HFPolicy(LMPolicy):
         self._n_layer = int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "num_layers", 0) or 0)
         self._d_model = int(getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model", 0) or 0)
         self._builders: dict[str, PromptBuilder] = {}
-        self._rng = np.random.default_rng(seed)
+        self.seed(seed)
 
     # ---- public helpers -----------------------------------------------------------------------------
     @property
@@ -247,9 +247,6 @@ class HFPolicy(LMPolicy):
     @property
     def reduction(self) -> str:
         return self.scorer.reduction
-
-    def seed(self, seed: int | None) -> None:
-        self._rng = np.random.default_rng(seed)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -301,7 +298,7 @@ class HFPolicy(LMPolicy):
         usage.flops += self.flops(out.prompt_tokens, out.candidate_tokens, out.attention_context)
         results = []
         for i, (s, sc) in enumerate(zip(states, out.scores, strict=True)):
-            idx = self._choose(sc)
+            idx = self._choose(sc, i)
             p_tok, c_tok, ctx = out.per_state[i]
             results.append(ActResult(
                 index=idx, action=s.admissible_actions[idx], scores=sc,
@@ -312,12 +309,12 @@ class HFPolicy(LMPolicy):
             ))
         return results
 
-    def _choose(self, scores: np.ndarray) -> int:
+    def _choose(self, scores: np.ndarray, i: int = 0) -> int:
         if self.greedy:
             return int(np.argmax(scores))
         z = scores / self.temperature
         p = np.exp(z - z.max())
-        return int(self._rng.choice(len(p), p=p / p.sum()))
+        return int(self.rng(i).choice(len(p), p=p / p.sum()))
 
     def generate_text(self, states: Sequence[TextState]) -> list[str]:
         """The raw generated replies, without mapping or metering (for analysis; `act` is the metered path)."""
@@ -336,7 +333,7 @@ class HFPolicy(LMPolicy):
         }
         if not self.greedy:
             kwargs["temperature"] = self.temperature
-            torch.manual_seed(int(self._rng.integers(2**31)))
+            torch.manual_seed(int(self.rng(0).integers(2**31)))  # one draw for the batch: generate samples jointly
         gen = self.model.generate(**kwargs)
         # seq2seq output starts with the decoder start token; causal output repeats the prompt
         new = gen.sequences[:, 1:] if self.is_seq2seq else gen.sequences[:, ids.shape[1] :]

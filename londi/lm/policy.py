@@ -97,6 +97,7 @@ class LMPolicy(abc.ABC):
     def __init__(self, name: str, meter: ComputeMeter | None = None):
         self.name = name
         self.meter = meter if meter is not None else ComputeMeter()
+        self._rngs: list[np.random.Generator] = [np.random.default_rng()]
 
     def act(self, states: Sequence[TextState], return_hidden: bool = False) -> list[ActResult]:
         if not states:
@@ -133,8 +134,18 @@ class LMPolicy(abc.ABC):
         """Past steps a state must carry for this policy's prompt (the env keeps at least this many)."""
         return 0
 
-    def seed(self, seed: int | None) -> None:  # noqa: B027 - optional hook
-        """Reseed any internal randomness (random and sampling backends)."""
+    def seed(self, seed: int | Sequence[int] | None) -> None:
+        """Reseed the randomness of sampling backends: one seed, or one per state of the next `act` batch
+        (then each state draws from its own generator, so a batched call makes the same choices as calls
+        one state at a time with those seeds)."""
+        if seed is None or isinstance(seed, (int, np.integer)):
+            self._rngs = [np.random.default_rng(seed)]
+        else:
+            self._rngs = [np.random.default_rng(int(s)) for s in seed]
+
+    def rng(self, i: int = 0) -> np.random.Generator:
+        """The generator for state `i` of the current batch (the one shared generator without per-state seeds)."""
+        return self._rngs[i] if i < len(self._rngs) else self._rngs[0]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients, servers or devices."""

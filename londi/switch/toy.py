@@ -79,10 +79,7 @@ class NoisyExpertPolicy(ExpertPolicy):
         super().__init__(name=name, simulated_params=simulated_params, simulated_flops_per_second=1e13, meter=meter)
         self.hard_words = tuple(hard_words)
         self.hard_error, self.easy_error = hard_error, easy_error
-        self._rng = np.random.default_rng(seed)
-
-    def seed(self, seed: int | None) -> None:
-        self._rng = np.random.default_rng(seed)
+        self.seed(seed)
 
     def _act(self, states: Sequence[TextState], usage: Usage, return_hidden: bool) -> list[ActResult]:
         out = super()._act(states, usage, return_hidden)
@@ -90,8 +87,9 @@ class NoisyExpertPolicy(ExpertPolicy):
             text = " ".join([s.obs, *(s.descriptions or ())])
             p = self.hard_error if any(w in text for w in self.hard_words) else self.easy_error
             k = len(s.admissible_actions)
-            if k > 1 and self._rng.random() < p:
-                j = int(self._rng.integers(k - 1))
+            rng = self.rng(i)
+            if k > 1 and rng.random() < p:
+                j = int(rng.integers(k - 1))
                 j = j if j < r.index else j + 1
                 out[i] = ActResult(index=j, action=s.admissible_actions[j])
         return out

@@ -12,9 +12,11 @@ and episode (each env masks its own DEEPTHINK requests). A batched call that fai
 state, so one failing state falls back alone and every failure is charged to its own step.
 
 Seeding: env i plays episodes `seed + i`, `seed + i + N`, `seed + i + 2N`, ... (its own stream; with N = 1
-the single env's seeds). A batched call reseeds the policy from the per-step seeds of the states in it
-(with one state, exactly the single env's seed), so a run with the same seed and N reproduces itself,
-checkpoint and resume included (`state_dict`).
+the single env's seeds). A batched call gives each state its own generator, seeded from its env's
+(episode seed, step) as a single env would (`LMPolicy.seed` with one seed per state), so a sampling
+policy chooses as it would one state at a time: an episode's course depends on its seed, not on N or on
+which env played it (evaluation results do not change with n_envs), and a run with the same seed and N
+reproduces itself, checkpoint and resume included (`state_dict`).
 """
 
 from __future__ import annotations
@@ -191,9 +193,8 @@ class SwitchingVecEnv(VecEnv):
             return {}
         policy: LMPolicy = self.quick if who == "quick" else self.deepthink
         envs = [self.envs[i] for i in indices]
-        if envs[0].reseed_policies:
-            seeds = [e.policy_seed(who) for e in envs]
-            policy.seed(seeds[0] if len(seeds) == 1 else int(np.random.SeedSequence(seeds).generate_state(1)[0]))
+        if envs[0].reseed_policies:  # each state its own generator: the same choices as one call per env
+            policy.seed([e.policy_seed(who) for e in envs])
         before = usage_dict(policy.meter.total())
         try:
             results = policy.act([e.state for e in envs], return_hidden=hidden)
