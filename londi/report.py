@@ -42,6 +42,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 import londi.config  # noqa: F401 - registers the schemas and resolvers before Hydra composes
+from londi.lm.usage import DEVICE_CPU_PROCESS, DEVICE_CPU_THREAD, DEVICE_CUDA, DEVICE_SIMULATED
 from londi.paths import CONFIG_DIR
 from londi.rundir import RUN_INFO, load_run_config, run_name_from_parts
 
@@ -643,13 +644,13 @@ ROLES = {"quick": "QUICK", "deepthink": "DEEPTHINK"}
 def _seconds_how(kind: str, threads: int | None, cfg: Mapping[str, Any]) -> str:
     """How one model's device seconds were measured, in words."""
     at = f"{threads} torch thread{'s' if threads != 1 else ''}" if threads is not None else "unrecorded torch threads"
-    if kind == "cuda":
+    if kind == DEVICE_CUDA:
         return "CUDA event time on the GPU"
-    if kind == "cpu_thread":
+    if kind == DEVICE_CPU_THREAD:
         return f"calling-thread CPU time at {at}"
-    if kind == "cpu_process":
+    if kind == DEVICE_CPU_PROCESS:
         return f"whole-process CPU time at {at} (measured before the meter counted the calling thread only)"
-    if kind == "simulated":
+    if kind == DEVICE_SIMULATED:
         params = cfg.get("simulated_params")
         return f"simulated ({float(params):.3g}-parameter model)" if params else "simulated"
     return kind

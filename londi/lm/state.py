@@ -36,7 +36,6 @@ class TextState:
     history: tuple[Step, ...] = ()
     step: int = 0
     expert: Callable[[], str | None] | None = field(default=None, compare=False, repr=False)
-    extras: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_env(

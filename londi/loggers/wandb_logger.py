@@ -60,12 +60,6 @@ class WandbLogger:
         self._episodes: list[dict[str, Any]] = []
         self._closed = False
 
-    @property
-    def offline_dir(self) -> Path | None:
-        """The folder `wandb sync` uploads (offline mode), else None."""
-        d = getattr(self.run.settings, "sync_dir", None)
-        return Path(d) if d else None
-
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
         self.run.log({STEP_KEY: int(step), **{k: v for k, v in metrics.items() if v is not None}})
 
