@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
 import re
 import subprocess
 import sys
@@ -193,9 +192,7 @@ def test_intervals_never_leave_the_range_in_table_or_summary(tmp_path):
 
 def _train(run_dir: Path, seed: int, total_steps: int = 120, stop_after: int | None = None) -> None:
     """A smoke run as londi-train makes it (config, run info, runner), stopped at `stop_after` like a kill."""
-    from hydra.utils import instantiate
-
-    from londi import runner
+    from londi import build, runner
     from londi.config import compose
     from londi.rundir import write_run_files
 
@@ -204,8 +201,8 @@ def _train(run_dir: Path, seed: int, total_steps: int = 120, stop_after: int | N
     write_run_files(cfg, run_dir, extra={"choices": {"env": "babyai_text/goto_local", "switcher": "always_quick"}})
     if stop_after == 0:
         return  # failed before training: config and run info only
-    runner.run(env_fn=instantiate(cfg.env, _partial_=True), quick=instantiate(cfg.quick),
-               deepthink=instantiate(cfg.deepthink), switcher=instantiate(cfg.switcher), run_dir=run_dir, seed=seed,
+    parts = build.components(cfg)
+    runner.run(parts.env_fn, parts.quick, parts.deepthink, parts.switcher, run_dir, encoder=parts.encoder, seed=seed,
                total_steps=total_steps, eval_episodes=2, eval_every=40, checkpoint_every=40,
                stop_after_steps=stop_after)
 
@@ -250,13 +247,13 @@ def test_run_json_status_is_read_before_the_checkpoint(tmp_path):
 
 def _fake_checkpoint(run: Path, kinds: dict[str, str], threads: int) -> None:
     """A final checkpoint as londi.runner leaves it (meters per role) and the run's `threads`."""
+    from londi.checkpoints import CheckpointStore
+    from londi.runner import STATE_FILE, STATE_VERSION
+
     (run / "run.json").write_text(json.dumps({"total_steps": 200}))  # no status: the checkpoint tells
-    ckpt = run / "checkpoints" / "step_200"
-    ckpt.mkdir(parents=True, exist_ok=True)
     meters = {role: {role: {"calls": 5, "device_kind": kind}} for role, kind in kinds.items()}
-    with (ckpt / "runner.pkl").open("wb") as f:
-        pickle.dump({"finished": True, "tracker": {"steps": 200}, "meters": meters}, f)
-    (run / "checkpoints" / "latest").write_text("step_200")
+    state = {"version": STATE_VERSION, "finished": True, "tracker": {"steps": 200}, "meters": meters}
+    CheckpointStore(run / "checkpoints").save(200, lambda d: (d / STATE_FILE).write_text(json.dumps(state)))
     cfg = OmegaConf.load(run / "config.yaml")
     cfg.threads = threads
     cfg.deepthink = {"simulated_params": 7.8e8}
