@@ -3,7 +3,7 @@
 Why: a misspelt key, a wrong type or an unknown group option must fail when Hydra composes the config,
 with Hydra's own message, not minutes into a run. `configs/config.yaml` lists `londi_schema` first in its
 defaults, so every top-level key is checked against `LondiConfig` (the `logger` group is typed there:
-`LoggerConfig`); the env group options extend `env/babyai_text/base` / `env/scienceworld/base`; every
+`LoggerConfig`); the env group options extend `env_babyai_text_schema` / `env_scienceworld_schema`; every
 option of the `switcher`, `encoder`, `model` (QUICK and DEEPTHINK) and cascade groups extends its schema
 from `londi.schema`. `londi-distill` checks against `DistillConfig`.
 
@@ -258,8 +258,8 @@ def register_configs() -> None:
     cs.store(name="demo_schema", node=DemoConfig)
     cs.store(name="report_schema", node=ReportConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
-    cs.store(group="env/babyai_text", name="base", node=BabyAITextEnvConfig)
-    cs.store(group="env/scienceworld", name="base", node=ScienceWorldEnvConfig)
+    cs.store(name="env_babyai_text_schema", node=BabyAITextEnvConfig)
+    cs.store(name="env_scienceworld_schema", node=ScienceWorldEnvConfig)
 
 
 def compose(config_name: str = "config", overrides: Sequence[str] = ()) -> DictConfig:

@@ -6,8 +6,9 @@ types, so a misspelt key (`+switcher.cots=1`), a wrong type (`switcher.cost=abc`
 is `MISSING` (no default of its own): an option file that forgets a key fails at composition too. The
 constructors they target take no defaults either, so the YAML value is the only value.
 
-Each option file starts with `defaults: [/schema/<group>/<option>@_here_, _self_]`; `register_schemas()`
-stores the dataclasses under `schema/<group>/<option>`. See docs/configuration.md.
+Each option file starts with `defaults: [/<group>_<option>_schema@_here_, _self_]` (a `/` in the group
+becomes `_`); `register_schemas()` stores the dataclasses under those names at the root of the ConfigStore,
+so they are types, not options `--help` would list. See docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -386,9 +387,14 @@ OPTIONS: dict[str, dict[str, type]] = {
 """Group -> option -> schema; every YAML option file of these groups extends its schema."""
 
 
+def schema_name(group: str, option: str) -> str:
+    """The ConfigStore name of an option's schema: `switcher/londi` -> `switcher_londi_schema`."""
+    return f"{group.replace('/', '_')}_{option}_schema"
+
+
 def register_schemas(cs: ConfigStore | None = None) -> None:
-    """Store every option schema as `schema/<group>/<option>` (idempotent)."""
+    """Store every option schema at the root of the ConfigStore (idempotent)."""
     cs = cs or ConfigStore.instance()
     for group, options in OPTIONS.items():
         for name, node in options.items():
-            cs.store(group=f"schema/{group}", name=name, node=node)
+            cs.store(name=schema_name(group, name), node=node)
