@@ -24,11 +24,11 @@ export OMP_NUM_THREADS=1
 for T in ${TASKS//,/ }; do
     TASK=$(sed -n 's/^task: *//p' "configs/env/scienceworld/$T.yaml")
     Q=outputs/distill/scienceworld_quick-$T
-    [ -f "$Q/model/model.safetensors" ] || .venv/bin/londi-distill env=ScienceWorld-v0 env_kwargs.task="$TASK" \
-        env_kwargs.variation=null env_kwargs.step_limit="$LIMIT" model=quick episodes=60 steps=600 \
-        eval_episodes=20 eval_episodes_round=0 progress=false out="$Q"
+    [ -f "$Q/model/model.safetensors" ] || .venv/bin/londi-distill distill_model=quick envs=ScienceWorld-v0 \
+        eval_envs=null +env_kwargs.task="$TASK" +env_kwargs.variation=null +env_kwargs.step_limit="$LIMIT" \
+        episodes=60 steps=600 eval_episodes=20 eval_episodes_round=0 eval_every=0 progress=false out="$Q"
     ROOT=multirun/results/scienceworld_$T
-    COMMON=(env=scienceworld/$T env.step_limit=$LIMIT model@quick=distilled quick.path="$PWD/$Q/model" seed=$SEEDS
+    COMMON=(env=scienceworld/$T env.step_limit=$LIMIT model@quick=hf quick.path="$PWD/$Q/model" quick.device=cpu seed=$SEEDS
             eval_episodes=$EVAL logger=disabled hydra/launcher=joblib hydra.launcher.n_jobs=$JOBS)
     $TRAIN -m "${COMMON[@]}" switcher=always_quick,always_deepthink,oracle total_steps=200 eval_every=200 \
         checkpoint_every=200 hydra.sweep.dir=$ROOT/fixed
