@@ -132,3 +132,16 @@ def test_device_and_dtype_config():
     assert pol.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="temperature"):
         tiny(greedy=False, temperature=0.0)
+
+
+def test_a_distilled_model_refuses_states_of_another_env_family(tmp_path):
+    tok = byte_tokenizer()
+    tiny_model("gpt2", tok, seed=4).save_pretrained(tmp_path, safe_serialization=True)
+    tok.save_pretrained(tmp_path)
+    (tmp_path / "londi_distill.json").write_text(json.dumps({"prompt": {"family": "babyai_text", "history": 0}}))
+    pol = hf_policy(name="quick", path=str(tmp_path))
+    assert pol.act_one(state()).action in ACTIONS
+    sw = TextState(obs="You are in the kitchen.", mission="boil water", admissible_actions=("look around",),
+                   family="scienceworld")
+    with pytest.raises(ValueError, match="distilled on babyai_text states.*model@quick="):
+        pol.act_one(sw)

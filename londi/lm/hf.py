@@ -224,6 +224,7 @@ class HFPolicy(LMPolicy):
         self.mode = mode
         self.history = history if history is not None else prompt_meta.get("history")
         self.history_chunk = int(history_chunk if history_chunk is not None else prompt_meta.get("history_chunk", 1))
+        self.trained_family = prompt_meta.get("family")  # a distilled model knows one env family's text only
         self.max_prompt_tokens = max_prompt_tokens if max_prompt_tokens is not None else prompt_meta.get("max_prompt_tokens")
         self.temperature = float(temperature)
         self.greedy = bool(greedy)
@@ -272,6 +273,11 @@ class HFPolicy(LMPolicy):
 
     def prompt(self, state: TextState) -> str:
         """The exact prompt this policy shows the model for `state` (history trimmed to the budget)."""
+        if self.trained_family and state.family != self.trained_family:
+            raise ValueError(
+                f"{self.name}: {self.path} was distilled on {self.trained_family} states and cannot act on a "
+                f"{state.family} state; choose a model for this env, e.g. model@{self.name}=hf {self.name}.path=... "
+                f"or model@{self.name}=expert")
         return self.builder(state.family).build(state)
 
     def flops(self, prompt_tokens: int, completion_tokens: int, attention_context: int) -> float:
