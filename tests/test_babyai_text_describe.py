@@ -1,4 +1,4 @@
-"""The description generator against hand-built egocentric views (spec section 1 and its worked examples)."""
+"""The description generator against hand-built egocentric views (docs/babyai_text.md; GLAM's examples)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ _STATES = {"o": 0, "c": 1, "l": 2}
 
 
 def view(rows: str) -> np.ndarray:
-    """Parse the spec's map notation: 7 rows of 7 cells, farthest row first, agent ^ bottom centre.
+    """Parse a map (GLAM's notation): 7 rows of 7 cells, farthest row first, agent ^ bottom centre.
 
     Cells: W wall, . empty, ? unseen, ^ agent, X + colour for objects (Ar = red ball), and doors
     D + colour + state (Dgl = locked green door, Dro = open red door, Dbc = closed blue door).

@@ -14,7 +14,7 @@ from londi.lm.state import Step, TextState
 
 BABYAI_ACTIONS = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle")
 
-# BABYAI_TEXT_SPEC.md section 3 example, unwrapped onto one line.
+# GLAM's own prompt example (the format: docs/babyai_text.md), unwrapped onto one line.
 SPEC_EXAMPLE = (
     "Possible action of the agent: turn left, turn right, go forward, pick up, drop, toggle \n Goal of the agent: "
     "pick up the red ball \n Observation 0: You see a wall 2 steps forward, You see a red ball 1 step left, "

@@ -1,4 +1,4 @@
-"""BabyAI-Text: minigrid's BabyAI levels with GLAM-style text observations (shared/BABYAI_TEXT_SPEC.md).
+"""BabyAI-Text: minigrid's BabyAI levels with GLAM-style text observations (docs/babyai_text.md).
 
 `register_babyai_text()` registers `BabyAI-Text-<Level>-v<N>` for every BabyAI level minigrid registers
 (same version suffix as minigrid's id) plus the benchmark's PickupLocal, MixedTrainLocal and

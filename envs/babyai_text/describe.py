@@ -1,6 +1,6 @@
 """Egocentric minigrid view -> BabyAI-Text (GLAM) description strings.
 
-Implements section 1 of shared/BABYAI_TEXT_SPEC.md exactly. The input is minigrid 3.x's `obs["image"]`
+Implements the description rules of docs/babyai_text.md exactly. The input is minigrid 3.x's `obs["image"]`
 (shape (7, 7, 3), indexed image[i, j] with i the column, 0 = three cells left, 3 = the agent's column,
 and j the row, 0 = six cells ahead, 6 = the agent's row; channels = object, colour, state) and the
 carried object. The output list is, in order:

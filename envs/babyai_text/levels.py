@@ -1,4 +1,4 @@
-"""The BabyAI-Text benchmark's own levels, which minigrid 3.x lacks (spec section 2).
+"""The BabyAI-Text benchmark's own levels, which minigrid 3.x lacks (docs/babyai_text.md).
 
 - `PickupLocal`: "pick up {the|a} [{color}] {type}" in one 8x8 room with 8 objects (target included).
 - `MixedTrainLocal` / `MixedTestLocal`: each episode is one of five task kinds (go to, pick up, open a

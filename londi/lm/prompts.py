@@ -141,7 +141,7 @@ def _descriptions(descriptions: Sequence[str] | None, obs: str) -> list[str]:
 
 @register_prompt_builder("babyai_text")
 class BabyAITextPrompt(PromptBuilder):
-    """GLAM's prompt (BABYAI_TEXT_SPEC.md section 3), character for character.
+    """GLAM's prompt (docs/babyai_text.md, "The prompt"), character for character.
 
     "Possible action of the agent: a1, ..., aK \\n Goal of the agent: {mission}" then per shown observation k:
     " \\n Observation k: " + each description + ", " and "\\n Action k: " + the action taken (blank for the

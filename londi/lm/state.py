@@ -51,7 +51,7 @@ class TextState:
         if "admissible_actions" not in info:
             raise KeyError(
                 "info has no 'admissible_actions': londi text envs must list the valid action strings there "
-                "(see DESIGN.md, 'Text env' contract)"
+                "(see docs/design.md, 'A text env' contract)"
             )
         unwrapped = getattr(env, "unwrapped", env)
         expert = getattr(unwrapped, "expert_action", None) if unwrapped is not None else None

@@ -6,7 +6,7 @@ integral I clamped at >= 0 so lambda can return to 0 once calls stay below the t
 optional `max_lambda` (anti-windup: lambda and, for pid, ki x I never exceed it). A price above the largest
 episode return only says "never call"; without the cap, the calls made while the switcher still explores
 wind lambda up far past that, and it then takes thousands of steps to come back down (measured: lambda 4.8
-on BabyAI-Text, where returns are <= 1). Adam on a scalar lambda oscillates (DESIGN.md), so it is not offered.
+on BabyAI-Text, where returns are <= 1). Adam on a scalar lambda oscillates (docs/design.md): not offered.
 """
 
 from __future__ import annotations
