@@ -125,6 +125,12 @@ def validate(cfg: DictConfig) -> None:
 
     from londi.errors import ConfigError
 
+    for key, how in (("quick", "model@quick=<option>"), ("deepthink", "model@deepthink=<option>"),
+                     ("switcher", "switcher=<option>"), ("env", "env=<option>")):
+        node = cfg._get_node(key) if key in cfg else None
+        if node is not None and not isinstance(node, DictConfig):
+            raise ConfigError(f"{key} is {node._value()!r}, not a config: choose it with {how} "
+                              f"(the options are in configs/{'model' if key in ('quick', 'deepthink') else key}/)")
     missing = sorted(_missing_keys(cfg))
     if missing:
         raise ConfigError(f"no value for {', '.join(missing)}: set {'it' if len(missing) == 1 else 'them'} on the "

@@ -40,20 +40,20 @@ class ProgressMode(str, enum.Enum):
 
 @dataclass
 class WandbConfig:
-    mode: WandbMode = WandbMode.offline
-    project: str = "londi"
-    entity: str | None = None
-    group: str | None = None  # None -> "<env>-<experiment_name>"
-    name: str | None = None  # None -> "<switcher>-<budget|cost>-s<seed>" (see londi.rundir.run_name)
-    tags: list[str] = field(default_factory=list)  # added to the automatic env/switcher/budget/commit tags
-    job_type: str = "train"
-    notes: str | None = None
+    mode: WandbMode = MISSING  # offline writes a run folder to `wandb sync` later; disabled writes nothing
+    project: str = MISSING
+    entity: str | None = MISSING
+    group: str | None = MISSING  # None -> "<env>-<experiment_name>"
+    name: str | None = MISSING  # None -> "<switcher>-<budget|cost>-s<seed>" (see londi.rundir.run_name)
+    tags: list[str] = MISSING  # added to the automatic env/switcher/budget/commit tags
+    job_type: str = MISSING
+    notes: str | None = MISSING
 
 
 @dataclass
 class ProgressConfig:
-    mode: ProgressMode = ProgressMode.auto
-    every_seconds: float = 15.0  # plain-lines mode: at most one line per this many seconds
+    mode: ProgressMode = MISSING
+    every_seconds: float = MISSING  # plain-lines mode: at most one line per this many seconds
 
 
 @dataclass
@@ -90,25 +90,26 @@ class ScienceWorldEnvConfig:
 
 @dataclass
 class LondiConfig:
-    """The top level of `configs/config.yaml`. Groups are `_target_` nodes built with `instantiate`."""
+    """The top level of `configs/config.yaml` (which holds the values). Groups are `_target_` nodes built by
+    `londi.build`."""
 
     env: Any = MISSING
     quick: Any = MISSING
     deepthink: Any = MISSING
     switcher: Any = MISSING
-    encoder: Any = None
+    encoder: Any = MISSING
     logger: LoggerConfig = field(default_factory=LoggerConfig)
-    experiment_name: str = "default"  # set by +experiment=NAME presets; part of the W&B group
-    seed: int = 0
-    total_steps: int = 20_000  # switcher training, in env steps
-    eval_episodes: int = 50
-    eval_every: int = 5_000  # env steps between periodic evaluations (0: only at the end)
-    checkpoint_every: int = 5_000  # env steps between checkpoints (resume restarts from the last one)
-    run_dir: str = "${hydra:runtime.output_dir}"  # everything the run writes goes here
-    device: str = "cpu"  # for hf models and torch switchers: cpu | cuda | cuda:N
-    threads: int = 1  # torch CPU threads; device seconds on CPU are measured under this setting
-    n_envs: int = 1  # text envs stepped together (one batched LM call per model per vector step)
-    env_processes: bool | None = None  # text envs in worker processes; None: ScienceWorld ones when n_envs > 1
+    experiment_name: str = MISSING  # set by +experiment=NAME presets; part of the W&B group
+    seed: int = MISSING
+    total_steps: int = MISSING  # switcher training, in env steps
+    eval_episodes: int = MISSING
+    eval_every: int = MISSING  # env steps between periodic evaluations (0: only at the end)
+    checkpoint_every: int = MISSING  # env steps between checkpoints (0: only at the end)
+    run_dir: str = MISSING  # everything the run writes goes here (Hydra's output dir)
+    device: str = MISSING  # for hf models and torch switchers: cpu | cuda | cuda:N
+    threads: int = MISSING  # torch CPU threads; device seconds on CPU are measured under this setting
+    n_envs: int = MISSING  # text envs stepped together (one batched LM call per model per vector step)
+    env_processes: bool | None = MISSING  # text envs in worker processes; None: ScienceWorld's when n_envs > 1
 
 
 @dataclass
@@ -179,22 +180,24 @@ class CascadeSettings:
 
 @dataclass
 class CascadeWandbConfig:
-    mode: WandbMode = WandbMode.disabled
-    project: str = "londi"
-    group: str = "cascade"
+    mode: WandbMode = MISSING
+    project: str = MISSING
+    group: str = MISSING
 
 
 @dataclass
 class CascadeAppConfig:
-    """`londi-cascade` (configs/cascade_app.yaml)."""
+    """`londi-cascade` (configs/cascade_app.yaml, which holds the values)."""
 
-    seed: int = 0
+    seed: int = MISSING
     cascade: CascadeSettings = field(default_factory=CascadeSettings)
-    log_every: int = 500
-    window: int = 500
-    progress: bool = True
+    log_every: int = MISSING
+    window: int = MISSING
+    progress: bool = MISSING
     wandb: CascadeWandbConfig = field(default_factory=CascadeWandbConfig)
-    run_dir: str = "${hydra:runtime.output_dir}"
+    run_dir: str = MISSING
+
+
 class ReportSource(str, enum.Enum):
     """Which episodes measure a run: its final evaluation (`eval`) or `londi-evaluate`'s eval.csv."""
 
@@ -233,6 +236,7 @@ class EvaluateConfig:
     episodes: int = 100
     split: EvalSplit = EvalSplit.test
     override: dict[str, Any] = field(default_factory=dict)  # keys of the run's config: +override.device=cuda
+
 
 
 @dataclass

@@ -133,6 +133,7 @@ def evaluate_run(
         switcher=build.instantiate_node(cfg.switcher),
         episodes=episodes,
         seed=None if offset is None else int(cfg.seed) + offset,
+        n_envs=int(cfg.get("n_envs", 1)),  # runs made before n_envs existed: one env
     )
     step = read_checkpoint(run_dir)[0]  # the step of the weights runner.evaluate loaded (switcher/ = the final one)
     rows = _episode_rows(result)

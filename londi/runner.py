@@ -177,7 +177,8 @@ class RunFiles:
 class Runner:
     """One training run of `switcher` in `run_dir` (see the module doc).
 
-    `eval_every`/`checkpoint_every` default to total_steps // 5; `log_every` to total_steps // 50. Training
+    `eval_every`/`checkpoint_every` default to total_steps // 5 (0: only at the end); `log_every` to
+    total_steps // 50. Training
     episodes use seeds seed, seed+1, ...; evaluations always replay seeds seed+eval_seed_offset+0..N-1.
     `stop_after_steps` stops (after checkpointing) once that many steps are done: a deterministic "kill"
     for tests and for splitting a run over several jobs.
@@ -215,8 +216,9 @@ class Runner:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.seed, self.total_steps, self.eval_episodes = int(seed), int(total_steps), int(eval_episodes)
-        self.eval_every = eval_every or max(1, total_steps // 5)
-        self.checkpoint_every = checkpoint_every or self.eval_every
+        # None: a fifth of the run; 0: only at the end
+        self.eval_every = total_steps if eval_every == 0 else (eval_every or max(1, total_steps // 5))
+        self.checkpoint_every = total_steps if checkpoint_every == 0 else (checkpoint_every or self.eval_every)
         self.log_every = log_every or max(1, total_steps // 50)
         self.eval_seed = self.seed + eval_seed_offset
         self.stop_after_steps = stop_after_steps

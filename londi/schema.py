@@ -270,7 +270,7 @@ class OpenAIModelSchema:
     max_tokens: int = MISSING
     history: int | None = MISSING
     system_prompt: str | None = MISSING
-    num_params: int = MISSING
+    num_params: float = MISSING  # the served model's size (8e9 works), for FLOPs; 0 = unknown
     max_concurrency: int = MISSING
 
 

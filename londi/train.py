@@ -120,6 +120,7 @@ def train(cfg: DictConfig) -> float:
     had_run = (run_dir / "checkpoints").exists() or (run_dir / RUN_INFO).exists()
     try:
         build.validate(cfg)
+        check_same_run(cfg, run_dir)
         apply_threads(int(cfg.threads))
         parts = build.components(cfg)
     except Exception:
@@ -128,7 +129,10 @@ def train(cfg: DictConfig) -> float:
         raise
     import torch
 
-    info = write_run_files(cfg, run_dir, extra={"choices": choices, "torch_threads": torch.get_num_threads()})
+    from londi.config import config_fingerprint
+
+    info = write_run_files(cfg, run_dir, extra={"choices": choices, "torch_threads": torch.get_num_threads(),
+                                                "fingerprint": config_fingerprint(cfg)})
     loggers = build_loggers(cfg, run_dir, choices, info)
     result = Runner(
         parts.env_fn, parts.quick, parts.deepthink, parts.switcher, run_dir,
@@ -139,6 +143,24 @@ def train(cfg: DictConfig) -> float:
     log.info("run folder: %s (final success %.3f)", run_dir, success)
     print(f"londi-train: run folder {run_dir}  final success {success:.3f}")
     return success
+
+
+def check_same_run(cfg: DictConfig, run_dir: Path) -> None:
+    """Refuse to continue a run folder that holds a run of other settings (e.g. a sweep folder reused with
+    new values): its checkpoints would be resumed under the new config."""
+    from londi.config import config_fingerprint
+    from londi.errors import ConfigError
+
+    info_path = run_dir / RUN_INFO
+    if not info_path.exists():
+        return
+    import json
+
+    before = json.loads(info_path.read_text()).get("fingerprint")
+    now = config_fingerprint(cfg)
+    if before is not None and before != now:
+        raise ConfigError(f"{run_dir} holds a run made with other settings (config fingerprint {before}, now {now}): "
+                          "rerun with its settings to resume it (its config.yaml), or choose another folder")
 
 
 def apply_threads(threads: int) -> None:

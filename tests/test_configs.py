@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 import londi.config  # noqa: F401 - registers schemas
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-MAIN_GROUPS = ("env", "quick", "deepthink", "switcher", "encoder", "logger")
+MAIN_GROUPS = ("env", "switcher", "encoder", "logger")  # and `model`, in two roles (tests/test_lm_configs.py)
 
 
 def _options(group: str) -> list[str]:
@@ -44,7 +44,7 @@ def _check_targets(cfg):
 
 def test_default_config_composes_and_targets_import():
     cfg = _compose()
-    assert set(MAIN_GROUPS) <= set(cfg.keys())
+    assert {*MAIN_GROUPS, "quick", "deepthink"} <= set(cfg.keys())
     assert cfg.env.id.startswith("BabyAI-Text-")
     _check_targets(cfg)
 
@@ -71,7 +71,7 @@ def test_every_experiment_preset_composes(name):
 
 def test_other_yaml_files_load():
     """Files outside the londi-train groups (e.g. londi-distill's presets) are at least valid YAML."""
-    main = set(MAIN_GROUPS) | {"experiment"}
+    main = set(MAIN_GROUPS) | {"experiment", "model"}
     for path in CONFIGS.rglob("*.yaml"):
         rel = path.relative_to(CONFIGS)
         if rel.parts[0] not in main:
@@ -127,3 +127,24 @@ def test_console_scripts_find_their_configs_from_any_directory(script, tmp_path)
     )
     assert out.returncode == 0, out.stderr
     assert OmegaConf.create(out.stdout).seed == 3
+
+
+@pytest.mark.parametrize("override,message", [
+    ("quick=hf", "quick is 'hf', not a config: choose it with model@quick=<option>"),  # the old syntax
+    ("+switcher.cots=0.1", "switcher has no key cots"),
+])
+def test_what_composes_but_cannot_be_used_is_named_before_the_run(override, message):
+    from londi import build
+    from londi.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        build.validate(_compose([override]))
+
+
+def test_a_run_folder_with_other_settings_is_not_resumed(tmp_path, londi_train):
+    run = tmp_path / "run"
+    first = londi_train("+experiment=smoke", f"hydra.run.dir={run}")
+    assert first.returncode == 0, first.stderr[-2000:]
+    other = londi_train("+experiment=smoke", "seed=5", f"hydra.run.dir={run}")
+    assert other.returncode != 0 and "holds a run made with other settings" in other.stderr
+    assert len(__import__("json").loads((run / "run_info.json").read_text())["starts"]) == 1  # left as it was

@@ -72,10 +72,6 @@ def env_ids(env: Any) -> list[str]:
     return ids
 
 
-def env_family(env_id: str) -> str | None:
-    return "babyai_text" if "BabyAI" in env_id else ("scienceworld" if "ScienceWorld" in env_id else None)
-
-
 def short_env(env_id: str) -> str:
     """"BabyAI-Text-GoToLocal-v0" -> "GoToLocal" (table and progress-bar labels)."""
     parts = env_id.split("-")
@@ -364,7 +360,11 @@ class Distiller:
 
     def prompt_builder(self, tokenizer: Any | None) -> PromptBuilder:
         """The builder `HFPolicy` will use for this model (history window, token budget, token counter)."""
-        family = env_family(self.envs[0]) or "generic"
+        probe = self.make_env(self.envs[0])  # the env says which prompt builder its states use
+        try:
+            family = str(getattr(probe.unwrapped, "family", "generic"))
+        finally:
+            probe.close()
         if tokenizer is not None:
             def count(text: str) -> int:
                 return len(tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -619,7 +619,7 @@ class Distiller:
         meta = {
             "env": self.envs,
             "env_kwargs": _plain(cfg.env_kwargs) or {},
-            "prompt": {"family": env_family(self.envs[0]), "history": int(cfg.history),
+            "prompt": {"family": self.prompt_builder(None).family, "history": int(cfg.history),
                        "history_chunk": int(cfg.history_chunk), "max_prompt_tokens": int(cfg.max_prompt_tokens),
                        "add_bos": _adds_bos(actor.scorer)},
             "scoring": "sum",

@@ -77,7 +77,7 @@ class OpenAIPolicy(LMPolicy):
         max_tokens: int,
         history: int | None,
         system_prompt: str | None,
-        num_params: int,
+        num_params: float,
         max_concurrency: int,
         meter: ComputeMeter | None = None,
     ):
@@ -98,7 +98,7 @@ class OpenAIPolicy(LMPolicy):
         self.max_tokens = int(max_tokens)
         self.history = history
         self.system_prompt = DEFAULT_SYSTEM if system_prompt is None else system_prompt
-        self._num_params = int(num_params)
+        self._num_params = int(float(num_params))
         self.max_concurrency = max(1, int(max_concurrency))
         self._builders: dict[str, PromptBuilder] = {}
 

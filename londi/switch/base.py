@@ -1,4 +1,4 @@
-"""The switcher (decider) interface every QUICK/DEEPTHINK chooser implements, and the switcher registry.
+"""The switcher (decider) interface every QUICK/DEEPTHINK chooser implements.
 
 A switcher answers one question per state: does QUICK (0) or DEEPTHINK (1) act now? The switching problem
 is a Gymnasium env (`londi.switch.env.SwitchingEnv`); a switcher reads that env's observation (the
@@ -156,7 +156,8 @@ class Switcher:
             done_steps += env.num_envs
 
     def on_episode_end(self, calls: int, info: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
-        """Called by the env at the end of every training episode (the Lagrangian updates lambda here)."""
+        """Episode-end hook: the env calls it at the end of every training episode when `env_options(train)`
+        passes it as `on_episode_end` (the Lagrangian does, to update lambda)."""
 
     def metrics(self) -> dict[str, float]:
         """Extra step-wise metrics (e.g. `switch/lambda`, `losses/*`)."""
