@@ -132,6 +132,7 @@ class DistillConfig:
     max_prompt_tokens: int = 256
     pack: bool = True  # steps whose prompts extend one another train as one sequence
     aux_lm_weight: float = 0.0  # weight of next-token prediction on the non-action tokens (see distill_loss)
+    merge_objects: bool = False  # word tokenizer: "red ball" is one token (see londi.lm.tokenization)
     # data
     episodes: int = 1000  # round-0 episodes per env (clean expert + noise-injected expert)
     noisy_fraction: float = 0.5  # share of round-0 episodes with random-action injection

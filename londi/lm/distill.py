@@ -369,8 +369,10 @@ class Distiller:
             def count(text: str) -> int:
                 return len(tokenizer(text, add_special_tokens=False)["input_ids"])
         else:  # the word tokenizer built later makes exactly one token per word or punctuation mark
+            merge = bool(self.cfg.get("merge_objects", False))
+
             def count(text: str) -> int:
-                return len(split_words(text))
+                return len(split_words(text, merge))
         return get_prompt_builder(family, history=int(self.cfg.history), history_chunk=int(self.cfg.history_chunk),
                                   max_tokens=int(self.cfg.max_prompt_tokens), count_tokens=count)
 
@@ -415,7 +417,7 @@ class Distiller:
         if self._init_path() is not None:
             tok = AutoTokenizer.from_pretrained(self._init_path())
         else:
-            tok = build_word_tokenizer(d.prompt for d in demos)
+            tok = build_word_tokenizer((d.prompt for d in demos), merge_objects=bool(self.cfg.get("merge_objects", False)))
         tok.save_pretrained(tok_dir)
         return AutoTokenizer.from_pretrained(tok_dir)
 
@@ -453,7 +455,11 @@ class Distiller:
         if path.exists():
             theirs = {k: v for k, v in (OmegaConf.to_container(OmegaConf.load(path)) or {}).items()
                       if k not in RESUMABLE_KEYS}
-            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            from londi.config import DistillConfig
+
+            defaults = DistillConfig()  # a key added since that run started: it ran with the default
+            diff = sorted(k for k in set(mine) | set(theirs)
+                          if mine.get(k) != theirs.get(k, getattr(defaults, k, None)))
             if diff:
                 raise ValueError(
                     f"{self.out} holds a distillation run with other settings ({', '.join(diff)}); "

@@ -16,7 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
@@ -35,12 +35,26 @@ BABYAI_WORDS: tuple[str, ...] = tuple(
 ) + tuple(str(i) for i in range(0, 32)) + (",", ":", ".")
 
 
-def split_words(text: str) -> list[str]:
+COLORS = ("red", "green", "blue", "purple", "yellow", "grey")
+OBJECTS = ("key", "ball", "box", "door")
+# "red ball" -> one token "red_ball" (merge_objects): a goal's object then matches its description by one
+# identical token, which a small model learns far sooner than binding two words (docs/babyai_text.md).
+OBJECT_PHRASES = tuple((f"{c} {o}", f"{c}_{o}") for c in COLORS for o in OBJECTS)
+_PHRASE_RE = re.compile(r"\b(" + "|".join(COLORS) + r") (" + "|".join(OBJECTS) + r")\b")
+
+
+def merge_object_phrases(text: str) -> str:
+    """The text as a `merge_objects` tokenizer sees it ("red ball" -> "red_ball")."""
+    return _PHRASE_RE.sub(r"\1_\2", text)
+
+
+def split_words(text: str, merge_objects: bool = False) -> list[str]:
     """The tokens this tokenizer produces for `text` (words and single punctuation marks, spaces dropped)."""
-    return _TOKEN_RE.findall(text)
+    return _TOKEN_RE.findall(merge_object_phrases(text) if merge_objects else text)
 
 
-def build_vocab(texts: Iterable[str], extra_words: Iterable[str] = BABYAI_WORDS, min_count: int = 1) -> list[str]:
+def build_vocab(texts: Iterable[str], extra_words: Iterable[str] = BABYAI_WORDS, min_count: int = 1,
+                merge_objects: bool = False) -> list[str]:
     """Special tokens first, then every word of `extra_words` and of `texts` seen at least `min_count` times.
 
     The order is deterministic (specials, then words sorted by descending count, then alphabetically), so
@@ -48,15 +62,19 @@ def build_vocab(texts: Iterable[str], extra_words: Iterable[str] = BABYAI_WORDS,
     """
     counts: Counter[str] = Counter()
     for t in texts:
-        counts.update(split_words(t))
+        counts.update(split_words(t, merge_objects))
     for w in extra_words:
         counts[w] += min_count
+    if merge_objects:
+        for _, merged in OBJECT_PHRASES:
+            counts[merged] += min_count
     words = sorted((w for w, c in counts.items() if c >= min_count and w not in SPECIAL_TOKENS),
                    key=lambda w: (-counts[w], w))
     return list(SPECIAL_TOKENS) + words
 
 
-def word_tokenizer_from_vocab(vocab: list[str], model_max_length: int = 1024) -> PreTrainedTokenizerFast:
+def word_tokenizer_from_vocab(vocab: list[str], model_max_length: int = 1024,
+                              merge_objects: bool = False) -> PreTrainedTokenizerFast:
     """Wrap a word list (specials first, as `build_vocab` returns) as a transformers fast tokenizer.
 
     Unknown words map to `<unk>`. No special tokens are added on encode, so `tok(prompt + action)` and
@@ -66,6 +84,8 @@ def word_tokenizer_from_vocab(vocab: list[str], model_max_length: int = 1024) ->
     if missing:
         raise ValueError(f"vocab lacks the special tokens {missing}; build it with build_vocab()")
     core = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(vocab)}, unk_token=UNK))
+    if merge_objects:  # saved with the tokenizer: every later load merges the same way
+        core.normalizer = normalizers.Sequence([normalizers.Replace(a, b) for a, b in OBJECT_PHRASES])
     # Whitespace separates pieces; each piece is then cut into words and single punctuation marks.
     core.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex(_TOKEN_PATTERN), behavior="isolated")]
@@ -84,7 +104,10 @@ def word_tokenizer_from_vocab(vocab: list[str], model_max_length: int = 1024) ->
 
 
 def build_word_tokenizer(
-    texts: Iterable[str], extra_words: Iterable[str] = BABYAI_WORDS, min_count: int = 1, model_max_length: int = 1024
+    texts: Iterable[str], extra_words: Iterable[str] = BABYAI_WORDS, min_count: int = 1, model_max_length: int = 1024,
+    merge_objects: bool = False,
 ) -> PreTrainedTokenizerFast:
-    """A word-level tokenizer whose vocabulary is `extra_words` plus every word of `texts`."""
-    return word_tokenizer_from_vocab(build_vocab(texts, extra_words, min_count), model_max_length)
+    """A word-level tokenizer whose vocabulary is `extra_words` plus every word of `texts`; `merge_objects`
+    makes each "<color> <object>" one token."""
+    return word_tokenizer_from_vocab(build_vocab(texts, extra_words, min_count, merge_objects), model_max_length,
+                                     merge_objects)
