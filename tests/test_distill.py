@@ -285,3 +285,19 @@ def test_cli_help_lists_the_keys():
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert "distill_model: deepthink, quick, tiny" in out.stdout and "history_chunk" in out.stdout
+
+
+def test_merged_object_tokens_keep_prompt_and_action_apart_and_reload(tmp_path):
+    from transformers import AutoTokenizer
+
+    demos, _ = collect(make_env, 3, seed=4, noise=0.5)
+    tok = build_word_tokenizer((d.prompt for d in demos), merge_objects=True)
+    prompt = "Goal of the agent: go to the red ball \n Observation 0: You see a red ball 2 steps forward, "
+    tokens = tok.convert_ids_to_tokens(tok(prompt)["input_ids"])
+    assert tokens.count("red_ball") == 2 and "red" not in tokens  # one token per colour + object
+    assert len(tokens) == len(split_words(prompt, merge_objects=True))  # the prompt builder counts the same
+    for d in demos:  # what candidate scoring relies on still holds
+        assert tok(d.prompt + d.action)["input_ids"] == tok(d.prompt)["input_ids"] + tok(d.action)["input_ids"]
+        assert tok.unk_token_id not in tok(d.prompt)["input_ids"]
+    tok.save_pretrained(tmp_path)
+    assert AutoTokenizer.from_pretrained(tmp_path)(prompt)["input_ids"] == tok(prompt)["input_ids"]
