@@ -417,7 +417,7 @@ def make_report(root: str | Path, out: str | Path | None = None, source: str = "
                 metric: str = "success") -> dict[str, Path]:
     """Build the report for every run under `root`; returns the paths written.
 
-    `metric` is the figures' y axis: success, or return for envs scored in steps (ScienceWorld: score / 100).
+    `metric` is the figures' y axis: success, or return for envs scored in steps (ScienceWorld: score gained / 100).
     """
     if metric not in METRICS_Y:
         raise ValueError(f"londi-report: metric must be one of {', '.join(METRICS_Y)}, not {metric!r}")

@@ -104,7 +104,7 @@ def test_observation_info_and_actions(env):
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs) and "Your task is to" in obs and "In your inventory" in obs
     assert info["family"] == "scienceworld" and info["mission"] == info["task"] != ""
-    assert info["action_mask"].sum() == len(info["admissible_actions"]) and info["score"] == 0
+    assert info["action_mask"].sum() == len(info["admissible_actions"])
     assert env.unwrapped.action_masks().dtype == bool
     # an index past the list and a string ScienceWorld does not know: reported, not raised
     _, r, term, trunc, info = env.step(env.action_space.n - 1)
@@ -202,8 +202,8 @@ def test_normalized_reward_is_score_delta_over_100(env):
     u = env.unwrapped
     u.normalize_reward = True
     try:
-        env.reset(seed=0)
-        rewards, scores = [], [0]
+        _, info = env.reset(seed=0)
+        rewards, scores = [], [info["score"]]
         for _ in range(4):
             _, r, _, _, info = env.step(info_index(env, u.expert_action()))
             rewards.append(r)
@@ -215,6 +215,27 @@ def test_normalized_reward_is_score_delta_over_100(env):
 
 def info_index(env, action: str) -> int:
     return env.unwrapped.admissible_actions.index(action)
+
+
+def test_reset_scores_like_the_package_reset(env):
+    """The package's reset() ends with a scored "look around"; ours must start from the same score, so the
+    first step is not paid the credit of that look (find-living-thing v0 earns 8 for it)."""
+    from scienceworld import ScienceWorldEnv
+
+    package = ScienceWorldEnv("", envStepLimit=100)
+    try:
+        package.load("find-living-thing", 0, "easy")
+        _, pinfo = package.reset()
+        env.unwrapped.task_name = "find-living-thing"
+        _, info = env.reset(seed=0)
+        assert info["variation"] == 0 and pinfo["score"] > 0, "the case under test: a reset that earns credit"
+        assert info["score"] == pinfo["score"]
+        action = env.unwrapped.expert_action()
+        _, reward, _, _, info = env.step(action)
+        _, package_reward, _, pinfo = package.step(action)
+        assert (reward, info["score"]) == (package_reward, pinfo["score"])
+    finally:
+        package.close()
 
 
 def test_check_env_passes(env):

@@ -6,6 +6,11 @@ string, which is sent to ScienceWorld verbatim (it need not be admissible). An a
 understand, or an index past the admissible list, is reported in `info["action_accepted"]` = False and costs a
 step; it never raises.
 
+Reset: like the package's `ScienceWorldEnv.reset`, `reset()` ends with a scored "look around" (not counted
+as a step), so `info["score"]` starts at the score that look earns (e.g. 8 in find-living-thing) and the
+first step's reward is only what that step adds. Rewards are score deltas, so an episode's return is its
+final score minus its reset score.
+
 Speed: the package's `ScienceWorldEnv.step` fetches look, inventory and every valid action (element by element
 over py4j) at every step. We fetch the valid actions in one JSON call, look/inventory only when the observation
 includes them, cache the admissible list per state, and cache gold paths per (task, variation,
@@ -32,6 +37,7 @@ CHARSET = frozenset(string.printable)
 REJECTED_PREFIXES = ("No known action matches that input", "Unknown action")
 _READING_RE = re.compile(r"-?\d+(\.\d+)? degrees (celsius|fahrenheit)")
 ROWS_CACHE_SIZE = 256
+RESET_ACTION = "look around"  # what the package's ScienceWorldEnv.reset() does after loading
 RECOVERY_LOOKAHEAD = 3  # an off-path action equal to one of the next gold actions counts as doing it...
 SKIPPABLE_GOLD = ("open door to ", "look around", "look at ", "examine ")  # ...if only these lie in between
 _ROOM_RE = re.compile(r"This (?:room|outside location) is called the (.+?)\.")
@@ -270,12 +276,13 @@ class ScienceWorldTextEnv(gym.Env):
         self._episode_variation = variation
         self._loaded = True
         self._task_description = str(srv.freeActionTaskDesc())
-        self._score, self._elapsed, self._done = 0, 0, False
+        observation = str(srv.step(RESET_ACTION))  # the package's reset: a scored look around, not a step
+        self._score, self._elapsed, self._done = int(round(100 * float(srv.getScore()))), 0, False
         look, inventory = str(srv.freeActionLook()), str(srv.freeActionInventory())
         self._look = look
         self._gold_rooms = gold_rooms(room_of(look), self._gold)
-        self._obs = self._compose(look, None, inventory)
-        self._admissible = self._fetch_admissible(look, look, inventory)
+        self._obs = self._compose(observation, None, inventory)
+        self._admissible = self._fetch_admissible(observation, look, inventory)
         return self._obs, self._info(action=None, accepted=True)
 
     def step(self, action: int | np.integer | str) -> tuple[str, float, bool, bool, dict[str, Any]]:
