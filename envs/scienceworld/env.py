@@ -11,6 +11,10 @@ as a step), so `info["score"]` starts at the score that look earns (e.g. 8 in fi
 first step's reward is only what that step adds. Rewards are score deltas, so an episode's return is its
 final score minus its reset score.
 
+JVM deaths: the JVM is restarted and the env says so: `info["jvm_restarted"]` on the reset or step where it
+happened, and `info["jvm_restarts"]` counts the restarts of the current episode (a reset that restarted
+it retries the same variation; a step that did ends the episode as truncated).
+
 Speed: the package's `ScienceWorldEnv.step` fetches look, inventory and every valid action (element by element
 over py4j) at every step. We fetch the valid actions in one JSON call, look/inventory only when the observation
 includes them, cache the admissible list per state, and cache gold paths per (task, variation,
@@ -192,6 +196,7 @@ class ScienceWorldTextEnv(gym.Env):
         self._gold_rooms: list[str | None] = []
         self._look = ""
         self._admissible: list[str] = []
+        self._jvm_restarts = 0  # JVM restarts during the current episode (its reset included)
         self._score = 0
         self._elapsed = 0
         self._done = False
@@ -251,18 +256,23 @@ class ScienceWorldTextEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
         options = options or {}
+        self._jvm_restarts = 0
+        variation: int | None = None
         try:
-            return self._reset(options)
+            variation = self._pick_variation(options.get("variation", self.variation))
+            obs, info = self._reset(variation)
         except JVM_ERRORS:
             if self.jvm.alive():
                 raise
-            self.jvm.restart()  # one transparent retry on a fresh JVM
-            obs, info = self._reset(options)
-            info["jvm_restarted"] = True
-            return obs, info
+            self.jvm.restart()  # one transparent retry on a fresh JVM, with the variation the seed gave
+            self._jvm_restarts += 1
+            if variation is None:  # died before the draw: draw now (the seed's stream is still untouched)
+                variation = self._pick_variation(options.get("variation", self.variation))
+            obs, info = self._reset(variation)
+        info["jvm_restarted"] = self._jvm_restarts > 0
+        return obs, info
 
-    def _reset(self, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        variation = self._pick_variation(options.get("variation", self.variation))
+    def _reset(self, variation: int) -> tuple[str, dict[str, Any]]:
         srv = self.jvm.server
         key = (self.task_name, variation, self.simplification)
         gold = self._gold_cache.get(key) if self.expert else None
@@ -393,6 +403,7 @@ class ScienceWorldTextEnv(gym.Env):
     def _jvm_died(self, action_str: str, exc: BaseException) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """The JVM died mid-episode: start a fresh one, end this episode as truncated and say so."""
         self.jvm.restart()
+        self._jvm_restarts += 1
         self._loaded, self._done, self._admissible = False, True, []
         info = self._info(action=action_str, accepted=False)
         info.update(jvm_restarted=True, success=False,
@@ -452,5 +463,6 @@ class ScienceWorldTextEnv(gym.Env):
             "action_accepted": accepted,
             "ambiguous": self._ambiguous,
             "jvm_restarted": False,
+            "jvm_restarts": self._jvm_restarts,
             "elapsed_steps": self._elapsed,
         }
