@@ -8,8 +8,13 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs
-from envs.scienceworld.admissible import ambiguity_options, build_admissible
-from envs.scienceworld.env import ROOM_DOORS, gold_rooms, room_of, route, state_key
+from envs.scienceworld.admissible import (
+    EXCLUDED_ACTIONS,
+    ambiguity_options,
+    build_admissible,
+    parse_valid_json,
+)
+from envs.scienceworld.env import ROOM_DOORS, gold_rooms, room_of, route
 from envs.scienceworld.jvm import JavaMissingError, find_java
 from envs.scienceworld.tasks import TASK_NAMES, resolve_task
 
@@ -82,12 +87,9 @@ def test_build_admissible_caps_keeps_required_and_hides_its_position():
     assert not any(a.startswith("move table") for a in out)
 
 
-def test_ambiguity_options_and_state_key():
+def test_ambiguity_options():
     text = "Ambiguous request: Please enter the number\n0:\tmove seed a\n1:\tmove seed b\n"
     assert ambiguity_options(text) == ["0", "1"] and ambiguity_options("You move.") == []
-    a = state_key("kitchen", "a thermometer, currently reading a temperature of 10 degrees celsius")
-    b = state_key("kitchen", "a thermometer, currently reading a temperature of 98 degrees celsius")
-    assert a == b != state_key("kitchen", "a thermometer, an apple")
 
 
 # ---------------------------------------------------------------- one shared JVM
@@ -236,6 +238,24 @@ def test_reset_scores_like_the_package_reset(env):
         assert (reward, info["score"]) == (package_reward, pinfo["score"])
     finally:
         package.close()
+
+
+def test_admissible_list_follows_state_that_look_and_inventory_do_not_show():
+    """Opening the drawer in the kitchen counter changes the valid actions but neither the look text (the
+    counter lists "a drawer" either way) nor the inventory, which a cache keyed on them missed."""
+    e = gym.make("ScienceWorld-v0", task="find-living-thing", variation=0, max_actions=4096, expert=False)
+    u = e.unwrapped
+    try:
+        e.reset(seed=0)
+        _, _, _, _, before = e.step("teleport to kitchen")
+        _, _, _, _, after = e.step("open drawer in counter")
+        fresh = parse_valid_json(str(u.jvm.server.getValidActionObjectCombinationsJSON()))
+        assert set(after["admissible_actions"]) == {r["action"] for r in fresh} - EXCLUDED_ACTIONS
+        assert "open drawer in counter" in before["admissible_actions"]
+        assert "close drawer in counter" in after["admissible_actions"]
+        assert "open drawer in counter" not in after["admissible_actions"]
+    finally:
+        e.close()
 
 
 def test_check_env_passes(env):

@@ -15,17 +15,23 @@ JVM deaths: the JVM is restarted and the env says so: `info["jvm_restarted"]` on
 happened, and `info["jvm_restarts"]` counts the restarts of the current episode (a reset that restarted
 it retries the same variation; a step that did ends the episode as truncated).
 
-Speed: the package's `ScienceWorldEnv.step` fetches look, inventory and every valid action (element by element
-over py4j) at every step. We fetch the valid actions in one JSON call, look/inventory only when the observation
-includes them, cache the admissible list per state, and cache gold paths per (task, variation,
-simplification) so only the first reset of a variation pays for gold-path generation.
+Valid actions are queried at every state, as the package's `step` does, and never cached. No cheap key
+names a state: the look and inventory texts miss what changes the valid actions (an opened drawer inside a
+counter, a sink's drain), which made a cache keyed on them serve stale lists; and the query is not free of
+side effects: ScienceWorld names look-alike objects (two oranges in the inventory) with draws from its
+global random generator, the one that also moves bees and wandering animals, so the same actions need not
+lead to the same state or the same names.
+
+Speed: the package's `ScienceWorldEnv.step` fetches look, inventory, task description and every valid
+action (element by element over py4j) at every step. We fetch the valid actions in one JSON call, and cache
+gold paths per (task, variation, simplification) so only the first reset of a variation pays for gold-path
+generation.
 """
 
 from __future__ import annotations
 
 import re
 import string
-from collections import OrderedDict
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -39,8 +45,6 @@ from envs.scienceworld.tasks import check_simplification, check_split, resolve_t
 FAMILY = "scienceworld"
 CHARSET = frozenset(string.printable)
 REJECTED_PREFIXES = ("No known action matches that input", "Unknown action")
-_READING_RE = re.compile(r"-?\d+(\.\d+)? degrees (celsius|fahrenheit)")
-ROWS_CACHE_SIZE = 256
 RESET_ACTION = "look around"  # what the package's ScienceWorldEnv.reset() does after loading
 RECOVERY_LOOKAHEAD = 3  # an off-path action equal to one of the next gold actions counts as doing it...
 SKIPPABLE_GOLD = ("open door to ", "look around", "look at ", "examine ")  # ...if only these lie in between
@@ -58,14 +62,6 @@ ROOM_DOORS: dict[str, tuple[str, ...]] = {
     "outside": ("foundry", "greenhouse", "kitchen"),
     "foundry": ("outside",),
 }
-
-
-def state_key(look: str, inventory: str) -> str:
-    """What the valid actions depend on: the room (objects, contents, open/on states) and the inventory.
-
-    Thermometer readings change at almost every step but not the actions, so they are blanked out.
-    """
-    return _READING_RE.sub("# degrees", look + "\n" + inventory)
 
 
 def room_of(look: str) -> str | None:
@@ -203,8 +199,6 @@ class ScienceWorldTextEnv(gym.Env):
         self._obs = ""
         self._loaded = False
         self._ambiguous = False
-        self._rows_cache: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = OrderedDict()
-        self.cache_hits = self.cache_misses = 0
 
     # ------------------------------------------------------------------ public helpers
     @property
@@ -292,7 +286,7 @@ class ScienceWorldTextEnv(gym.Env):
         self._look = look
         self._gold_rooms = gold_rooms(room_of(look), self._gold)
         self._obs = self._compose(observation, None, inventory)
-        self._admissible = self._fetch_admissible(observation, look, inventory)
+        self._admissible = self._fetch_admissible(observation)
         return self._obs, self._info(action=None, accepted=True)
 
     def step(self, action: int | np.integer | str) -> tuple[str, float, bool, bool, dict[str, Any]]:
@@ -303,7 +297,7 @@ class ScienceWorldTextEnv(gym.Env):
         self._elapsed += 1
         action_str, error = self._resolve(action)
         if action_str is None:
-            return self._finish(f"Invalid action: {error}", 0, accepted=False, action=None, error=error)
+            return self._finish(f"Invalid action: {error}", 0, accepted=False, action=None, error=error, sent=False)
         try:
             srv = self.jvm.server
             observation = str(srv.step(action_str))
@@ -383,15 +377,18 @@ class ScienceWorldTextEnv(gym.Env):
 
     def _finish(
         self, observation: str, reward: int, *, accepted: bool, action: str | None,
-        terminated: bool = False, error: str | None = None,
+        terminated: bool = False, error: str | None = None, sent: bool = True,
     ) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Observation, info and admissible list after a step (`sent`=False: nothing reached ScienceWorld, so
+        the state and its admissible list are unchanged and not queried again)."""
         truncated = not terminated and self._elapsed >= self.step_limit
         self._done = terminated or truncated
         srv = self.jvm.server
         look, inventory = str(srv.freeActionLook()), str(srv.freeActionInventory())
         self._look = look
         self._obs = self._compose(observation, look if self.include_look else None, inventory)
-        self._admissible = self._fetch_admissible(observation, look, inventory)
+        if sent:
+            self._admissible = self._fetch_admissible(observation)
         info = self._info(action=action, accepted=accepted)
         if error is not None:
             info["error"] = error
@@ -410,28 +407,16 @@ class ScienceWorldTextEnv(gym.Env):
                     error=f"ScienceWorld JVM died ({type(exc).__name__}: {exc}); restarted, episode failed: reset()")
         return self._obs, 0.0, False, True, info
 
-    def _valid_rows(self, look: str, inventory: str) -> list[dict[str, Any]]:
-        """ScienceWorld's valid combinations for this state, from an LRU cache keyed by what they depend on."""
-        key = (self.task_name, self._episode_variation, self.simplification, state_key(look, inventory))
-        rows = self._rows_cache.get(key)
-        if rows is not None:
-            self.cache_hits += 1
-            self._rows_cache.move_to_end(key)
-            return rows
-        self.cache_misses += 1
-        rows = parse_valid_json(str(self.jvm.server.getValidActionObjectCombinationsJSON()))
-        self._rows_cache[key] = rows
-        if len(self._rows_cache) > ROWS_CACHE_SIZE:
-            self._rows_cache.popitem(last=False)
-        return rows
-
-    def _fetch_admissible(self, observation: str, look: str, inventory: str) -> list[str]:
+    def _fetch_admissible(self, observation: str) -> list[str]:
+        """The admissible list of the current state; sets `_ambiguous`."""
         gold = self.expert_action() if self.expert else None
         options = ambiguity_options(observation)
         self._ambiguous = bool(options)
         if options:  # ScienceWorld only accepts an option number now
             return sorted(dict.fromkeys([*options, *([gold] if gold else [])]))[: self.max_actions]
-        return build_admissible(self._valid_rows(look, inventory), self.max_actions, must_include=[gold])
+        # one query per state, like the package's step (see the module docstring)
+        rows = parse_valid_json(str(self.jvm.server.getValidActionObjectCombinationsJSON()))
+        return build_admissible(rows, self.max_actions, must_include=[gold])
 
     def _compose(self, observation: str, look: str | None, inventory: str) -> str:
         parts = []
