@@ -6,6 +6,11 @@ string, which is sent to ScienceWorld verbatim (it need not be admissible). An a
 understand, or an index past the admissible list, is reported in `info["action_accepted"]` = False and costs a
 step; it never raises.
 
+Admissible list: ScienceWorld's valid actions plus the expert's next gold action, cut at `max_actions` when
+longer (ScienceWorld offers a median of about 250 and up to about 2,800 in a full kitchen) by the rule of
+`admissible.select_admissible`: every action type is kept and the cap is shared equally among the types.
+`info["admissible_cut"]` says how many valid actions the cut removed in this state (0: none).
+
 Reset: like the package's `ScienceWorldEnv.reset`, `reset()` ends with a scored "look around" (not counted
 as a step), so `info["score"]` starts at the score that look earns (e.g. 8 in find-living-thing) and the
 first step's reward is only what that step adds. Rewards are score deltas, so an episode's return is its
@@ -38,13 +43,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.scienceworld.admissible import ambiguity_options, build_admissible, parse_valid_json
+from envs.scienceworld.admissible import ambiguity_options, parse_valid_json, select_admissible
 from envs.scienceworld.jvm import DEFAULT_HEAP, JVM_ERRORS, ScienceWorldJVM
 from envs.scienceworld.tasks import check_simplification, check_split, resolve_task
 
 FAMILY = "scienceworld"
 CHARSET = frozenset(string.printable)
 REJECTED_PREFIXES = ("No known action matches that input", "Unknown action")
+MIN_MAX_ACTIONS = 32  # room for the gold action and one action of each of the (at most 25) action types
 RESET_ACTION = "look around"  # what the package's ScienceWorldEnv.reset() does after loading
 RECOVERY_LOOKAHEAD = 3  # an off-path action equal to one of the next gold actions counts as doing it...
 SKIPPABLE_GOLD = ("open door to ", "look around", "look at ", "examine ")  # ...if only these lie in between
@@ -130,7 +136,9 @@ class ScienceWorldTextEnv(gym.Env):
         simplification: "easy" (all simplifications), "" (none) or a comma-separated list.
         split: "train", "dev" or "test": where variations are sampled from and must belong to.
         step_limit: env steps before `truncated` (never `terminated`).
-        max_actions: size of the action space and cap on the admissible list (the gold action is always kept).
+        max_actions: size of the action space and cap on the admissible list (at least 32). A longer list is
+            cut keeping the gold action and every action type (see the module docstring); raise it (e.g. to
+            4096) to keep every valid action, at the cost of longer lists for a policy to score.
         include_task / include_look / include_inventory: what the observation text holds besides the
             last action's result.
         normalize_reward: divide the score delta (0-100 scale) by 100 and clip to [-1, 1].
@@ -169,8 +177,13 @@ class ScienceWorldTextEnv(gym.Env):
         if variation is not None and (isinstance(variation, bool) or int(variation) < 0):
             raise ValueError(f"variation must be a non-negative int or None, got {variation!r}")
         self.variation = None if variation is None else int(variation)
-        if step_limit < 1 or max_actions < 2:
-            raise ValueError(f"need step_limit >= 1 and max_actions >= 2, got {step_limit}, {max_actions}")
+        if step_limit < 1:
+            raise ValueError(f"need step_limit >= 1, got {step_limit}")
+        if max_actions < MIN_MAX_ACTIONS:
+            raise ValueError(
+                f"max_actions={max_actions} is too small: the admissible list must hold one action of every "
+                f"ScienceWorld action type and the gold action; use max_actions >= {MIN_MAX_ACTIONS}"
+            )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} not in {self.metadata['render_modes']}")
         self.step_limit = int(step_limit)
@@ -192,6 +205,7 @@ class ScienceWorldTextEnv(gym.Env):
         self._gold_rooms: list[str | None] = []
         self._look = ""
         self._admissible: list[str] = []
+        self._admissible_cut = 0
         self._jvm_restarts = 0  # JVM restarts during the current episode (its reset included)
         self._score = 0
         self._elapsed = 0
@@ -401,22 +415,24 @@ class ScienceWorldTextEnv(gym.Env):
         """The JVM died mid-episode: start a fresh one, end this episode as truncated and say so."""
         self.jvm.restart()
         self._jvm_restarts += 1
-        self._loaded, self._done, self._admissible = False, True, []
+        self._loaded, self._done, self._admissible, self._admissible_cut = False, True, [], 0
         info = self._info(action=action_str, accepted=False)
         info.update(jvm_restarted=True, success=False,
                     error=f"ScienceWorld JVM died ({type(exc).__name__}: {exc}); restarted, episode failed: reset()")
         return self._obs, 0.0, False, True, info
 
     def _fetch_admissible(self, observation: str) -> list[str]:
-        """The admissible list of the current state; sets `_ambiguous`."""
+        """The admissible list of the current state; sets `_ambiguous` and `_admissible_cut`."""
         gold = self.expert_action() if self.expert else None
         options = ambiguity_options(observation)
         self._ambiguous = bool(options)
         if options:  # ScienceWorld only accepts an option number now
-            return sorted(dict.fromkeys([*options, *([gold] if gold else [])]))[: self.max_actions]
-        # one query per state, like the package's step (see the module docstring)
-        rows = parse_valid_json(str(self.jvm.server.getValidActionObjectCombinationsJSON()))
-        return build_admissible(rows, self.max_actions, must_include=[gold])
+            valid = options
+        else:  # one query per state, like the package's step (see the module docstring)
+            rows = parse_valid_json(str(self.jvm.server.getValidActionObjectCombinationsJSON()))
+            valid = [r["action"] for r in rows]
+        actions, self._admissible_cut = select_admissible(valid, self.max_actions, must_include=[gold])
+        return actions
 
     def _compose(self, observation: str, look: str | None, inventory: str) -> str:
         parts = []
@@ -436,6 +452,7 @@ class ScienceWorldTextEnv(gym.Env):
         description = self._task_description.replace("Task Description:", "").strip()
         return {
             "admissible_actions": list(self._admissible),
+            "admissible_cut": self._admissible_cut,
             "action_mask": mask,
             "score": self._score,
             "task": description,
