@@ -25,7 +25,8 @@ names a state: the look and inventory texts miss what changes the valid actions 
 counter, a sink's drain), which made a cache keyed on them serve stale lists; and the query is not free of
 side effects: ScienceWorld names look-alike objects (two oranges in the inventory) with draws from its
 global random generator, the one that also moves bees and wandering animals, so the same actions need not
-lead to the same state or the same names.
+lead to the same state or the same names. `scripts/lockstep_scienceworld.py` plays ScienceWorld-v0 and the
+package side by side and compares them.
 
 Speed: the package's `ScienceWorldEnv.step` fetches look, inventory, task description and every valid
 action (element by element over py4j) at every step. We fetch the valid actions in one JSON call, and cache
