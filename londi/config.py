@@ -84,8 +84,8 @@ class ScienceWorldEnvConfig:
     simplification: str = "easy"
     split: str = "train"
     step_limit: int = 100
-    # Cap on the admissible list (and size of the action space), at least 32. ScienceWorld offers a median of
-    # ~250 valid actions, up to ~2,800; a longer list keeps the expert's action and one of every action type,
+    # Cap on the admissible list (and size of the action space), at least 32. ScienceWorld offers hundreds of
+    # valid actions, up to ~2,800; a longer list keeps the expert's action and one of every action type,
     # then shares the cap equally among the types; info["admissible_cut"] counts what was cut.
     max_actions: int = 128
     normalize_reward: bool = True  # score delta / 100: an episode's return is the score it gained / 100 (reset's

@@ -19,7 +19,7 @@ ScienceWorld draws at random at every valid-action query ("orange", "orange in i
 inventory"; two of them may even get the same name), so two JVMs in the same state can list them
 differently, and the cap, which reads the texts, then keeps other actions of the same types. A list that
 differs from the expected one therefore counts as stale unless ScienceWorld names this state at random
-(our JVM, asked up to 6 more times, does not give the same list twice) and our list keeps as many actions
+(our JVM, asked up to 7 more times, lists it in two different ways) and our list keeps as many actions
 of every type as the expected one: then it counts as "renamed". The extra queries happen only there.
 """
 
@@ -165,7 +165,7 @@ def _episode(stats, ours, package, task, variation, simplification, steps, gold,
 
 def _compare(stats, u, info, pinfo, max_actions, select_admissible, where) -> None:
     """Our admissible list against the rule applied to the package's valid list, and the cut counts."""
-    from envs.scienceworld.admissible import EXCLUDED_ACTIONS, action_type, parse_valid_json
+    from envs.scienceworld.admissible import EXCLUDED_ACTIONS, action_type
 
     expected, cut = select_admissible(pinfo["valid"], max_actions, must_include=[u.expert_action()])
     ours = info["admissible_actions"]
@@ -177,7 +177,7 @@ def _compare(stats, u, info, pinfo, max_actions, select_admissible, where) -> No
         stats.identical += 1
     else:
         same_types = Counter(map(action_type, ours)) == Counter(map(action_type, expected))
-        if same_types and _named_at_random(u, parse_valid_json):
+        if same_types and _named_at_random(u):
             stats.renamed += 1
         else:
             stats.stale += 1
@@ -191,11 +191,11 @@ def _compare(stats, u, info, pinfo, max_actions, select_admissible, where) -> No
             stats.kept_by_type[action_type(action)] += action in kept
 
 
-def _named_at_random(u, parse_valid_json, tries: int = 7) -> bool:
+def _named_at_random(u, tries: int = 7) -> bool:
     """Whether ScienceWorld lists this state differently from one valid-action query to the next."""
     first = None
     for _ in range(tries):
-        names = {r["action"] for r in parse_valid_json(str(u.jvm.server.getValidActionObjectCombinationsJSON()))}
+        names = set(u.valid_actions())
         if first is not None and names != first:
             return True
         first = names

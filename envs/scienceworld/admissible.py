@@ -1,8 +1,8 @@
 """Building the admissible action list of a ScienceWorld state.
 
-ScienceWorld's valid-combination list (`getValidActionObjectCombinationsJSON`) is the raw material but
+ScienceWorld's valid-action list (`getValidActionObjectCombinations`) is the raw material but
 (a) misses some actions that `step` accepts and the gold path uses ("open door to kitchen" when it is already
-open, "examine substance in metal pot"), and (b) is large (median about 250 entries, up to about 2,800 in a
+open, "examine substance in metal pot"), and (b) is large (hundreds of entries, up to about 2,800 in a
 full kitchen, mostly "move X to Y" / "pour X into Y" / "connect X to Y"). We therefore:
 
 1. add the expert's next gold action (`must_include`);
@@ -11,28 +11,20 @@ full kitchen, mostly "move X to Y" / "pour X into Y" / "connect X to Y"). We the
    among the types) and report how many valid actions the cut removed;
 4. deduplicate and sort the result, so the position of an action (the gold one included) carries no signal.
 
-The rule reads only the action texts, so it gives the same list from the JSON rows we fetch and from the
-package's plain list (`ScienceWorldEnv.step`'s `info["valid"]`).
+The rule reads only the action texts.
 
 While ScienceWorld waits for the answer to an ambiguous request, only the option numbers are admissible.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import zlib
 from collections.abc import Iterable
-from typing import Any
 
 EXCLUDED_ACTIONS = frozenset({"reset task", "task"})
 AMBIGUOUS_PREFIX = "Ambiguous request"
 _OPTION_RE = re.compile(r"^\s*(\d+):", re.MULTILINE)
-
-
-def parse_valid_json(payload: str) -> list[dict[str, Any]]:
-    """Decode `getValidActionObjectCombinationsJSON()` into its list of {action, template_id, obj_ids} rows."""
-    return json.loads(payload)["validActions"]
 
 
 def ambiguity_options(observation: str) -> list[str]:

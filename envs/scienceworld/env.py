@@ -7,7 +7,7 @@ understand, or an index past the admissible list, is reported in `info["action_a
 step; it never raises.
 
 Admissible list: ScienceWorld's valid actions plus the expert's next gold action, cut at `max_actions` when
-longer (ScienceWorld offers a median of about 250 and up to about 2,800 in a full kitchen) by the rule of
+longer (ScienceWorld offers hundreds, up to about 2,800 in a full kitchen) by the rule of
 `admissible.select_admissible`: every action type is kept and the cap is shared equally among the types.
 `info["admissible_cut"]` says how many valid actions the cut removed in this state (0: none).
 
@@ -28,10 +28,9 @@ global random generator, the one that also moves bees and wandering animals, so 
 lead to the same state or the same names. `scripts/lockstep_scienceworld.py` plays ScienceWorld-v0 and the
 package side by side and compares them.
 
-Speed: the package's `ScienceWorldEnv.step` fetches look, inventory, task description and every valid
-action (element by element over py4j) at every step. We fetch the valid actions in one JSON call, and cache
-gold paths per (task, variation, simplification) so only the first reset of a variation pays for gold-path
-generation.
+Speed: that query dominates a step (tens of ms in a full kitchen), so a step costs about what the
+package's `step` costs. Gold paths are cached per (task, variation, simplification), so only the first reset
+of a variation pays for gold-path generation.
 """
 
 from __future__ import annotations
@@ -44,7 +43,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.scienceworld.admissible import ambiguity_options, parse_valid_json, select_admissible
+from envs.scienceworld.admissible import ambiguity_options, select_admissible
 from envs.scienceworld.jvm import DEFAULT_HEAP, JVM_ERRORS, ScienceWorldJVM
 from envs.scienceworld.tasks import check_simplification, check_split, resolve_task
 
@@ -245,6 +244,16 @@ class ScienceWorldTextEnv(gym.Env):
                 return move
         return self._gold[self._gold_pos]
 
+    def valid_actions(self) -> list[str]:
+        """ScienceWorld's valid actions in the current state, uncut: the list the package's `step` returns.
+
+        A fresh query each call; it draws from ScienceWorld's random generator when it names look-alike
+        objects (so a second call may name them differently, and bees or animals may then move otherwise).
+        """
+        java_list = self.jvm.server.getValidActionObjectCombinations()
+        joined = str(self.jvm.gateway.jvm.java.lang.String.join("\n", java_list))  # one round trip, not one each
+        return [a for a in joined.split("\n") if a]
+
     def gold_path(self) -> list[str]:
         """The whole gold action sequence of the current episode's variation ([] when expert=False)."""
         return list(self._gold)
@@ -430,8 +439,7 @@ class ScienceWorldTextEnv(gym.Env):
         if options:  # ScienceWorld only accepts an option number now
             valid = options
         else:  # one query per state, like the package's step (see the module docstring)
-            rows = parse_valid_json(str(self.jvm.server.getValidActionObjectCombinationsJSON()))
-            valid = [r["action"] for r in rows]
+            valid = self.valid_actions()
         actions, self._admissible_cut = select_admissible(valid, self.max_actions, must_include=[gold])
         return actions
 
