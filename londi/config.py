@@ -82,9 +82,13 @@ class ScienceWorldEnvConfig:
     simplification: str = "easy"
     split: str = "train"
     step_limit: int = 100
-    max_actions: int = 128  # cap on the admissible list QUICK scores (the expert's action is always kept)
-    normalize_reward: bool = True  # score delta / 100: an episode's return is its final score / 100, so a
-    # DEEPTHINK cost per call means the same share of the task as on BabyAI (reward 0-1)
+    # Cap on the admissible list (and size of the action space), at least 32. ScienceWorld offers hundreds of
+    # valid actions, up to ~2,800; a longer list keeps the expert's action and one of every action type,
+    # then shares the cap equally among the types; info["admissible_cut"] counts what was cut.
+    max_actions: int = 128
+    normalize_reward: bool = True  # score delta / 100: an episode's return is the score it gained / 100 (reset's
+    # scored "look around" excluded, as in the package), so a DEEPTHINK cost per call means the same share of
+    # the task as on BabyAI (reward 0-1)
     expert_recovery: bool = True  # DEEPTHINK=expert walks back to the gold path after QUICK leaves it
 
 

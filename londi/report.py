@@ -728,7 +728,7 @@ def make_report(root: str | Path, out: str | Path | None = None, source: str = "
     """Build the report for the finished runs under `root` (all runs with an evaluation when
     `include_unfinished`); returns the paths written.
 
-    `metric` is the figures' y axis: success, or return for envs scored in steps (ScienceWorld: score / 100).
+    `metric` is the figures' y axis: success, or return for envs scored in steps (ScienceWorld: score gained / 100).
     """
     if metric not in METRICS_Y:
         raise ValueError(f"londi-report: metric must be one of {', '.join(METRICS_Y)}, not {metric!r}")

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs
-from envs.scienceworld.admissible import ambiguity_options, build_admissible
-from envs.scienceworld.env import ROOM_DOORS, gold_rooms, room_of, route, state_key
+from envs.scienceworld.admissible import (
+    EXCLUDED_ACTIONS,
+    action_type,
+    ambiguity_options,
+    build_admissible,
+    select_admissible,
+)
+from envs.scienceworld.env import ROOM_DOORS, gold_rooms, room_of, route
 from envs.scienceworld.jvm import JavaMissingError, find_java
 from envs.scienceworld.tasks import TASK_NAMES, resolve_task
 
@@ -70,24 +78,33 @@ def test_missing_java_names_the_fix(monkeypatch):
 
 
 def test_build_admissible_caps_keeps_required_and_hides_its_position():
-    rows = [{"action": "reset task", "obj_ids": []}, {"action": "look around", "obj_ids": []},
-            {"action": "put down pot", "obj_ids": [1]}, {"action": "pick up cup", "obj_ids": [2]}]
-    rows += [{"action": f"move table{i} to cup", "obj_ids": [100 + i, 2]} for i in range(50)]
-    rows += [{"action": "move pot to sink", "obj_ids": [1, 3]}, {"action": "move cup to sink", "obj_ids": [2, 3]}]
-    out = build_admissible(rows, max_actions=6, must_include=["zzz gold action", None])
+    valid = ["reset task", "look around", "put down pot", "pick up cup", "move pot to sink", "move cup to sink"]
+    valid += [f"move table{i} to cup" for i in range(50)]
+    out = build_admissible(valid, max_actions=6, must_include=["zzz gold action", None])
     assert len(out) == 6 and out == sorted(out)
     assert "zzz gold action" in out and "reset task" not in out
-    # carried-object and movable-object moves outrank moving furniture
+    # moving what the agent carries, then what it can pick up, outranks moving furniture
     assert {"move pot to sink", "move cup to sink", "look around"} <= set(out)
     assert not any(a.startswith("move table") for a in out)
 
 
-def test_ambiguity_options_and_state_key():
+def test_ambiguity_options():
     text = "Ambiguous request: Please enter the number\n0:\tmove seed a\n1:\tmove seed b\n"
     assert ambiguity_options(text) == ["0", "1"] and ambiguity_options("You move.") == []
-    a = state_key("kitchen", "a thermometer, currently reading a temperature of 10 degrees celsius")
-    b = state_key("kitchen", "a thermometer, currently reading a temperature of 98 degrees celsius")
-    assert a == b != state_key("kitchen", "a thermometer, an apple")
+
+
+def test_cap_keeps_every_type_shares_the_rest_equally_and_counts_the_cut():
+    valid = ["look around", "go to kitchen", "teleport to kitchen"]
+    valid += [f"focus on thing{i}" for i in range(10)]
+    valid += [f"move thing{i} to box{j}" for i in range(10) for j in range(10)]
+    out, cut = select_admissible(valid, max_actions=12, must_include=["zzz gold"])
+    kinds = Counter(action_type(a) for a in out)
+    # gold, one of each of the 5 types, then the rest of the cap shared equally by the types that still
+    # have actions (3 more "focus on", 3 more "move")
+    assert kinds == {"zzz": 1, "look around": 1, "go to": 1, "teleport to": 1, "focus on": 4, "move": 4}
+    assert cut == len(valid) - (len(out) - 1)  # the gold action is not one of the valid actions
+    assert select_admissible(valid, max_actions=10**4)[1] == 0
+    assert select_admissible(list(reversed(valid)), 12, ["zzz gold"]) == (out, cut)  # independent of order
 
 
 # ---------------------------------------------------------------- one shared JVM
@@ -104,7 +121,7 @@ def test_observation_info_and_actions(env):
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs) and "Your task is to" in obs and "In your inventory" in obs
     assert info["family"] == "scienceworld" and info["mission"] == info["task"] != ""
-    assert info["action_mask"].sum() == len(info["admissible_actions"]) and info["score"] == 0
+    assert info["action_mask"].sum() == len(info["admissible_actions"]) and info["jvm_restarts"] == 0
     assert env.unwrapped.action_masks().dtype == bool
     # an index past the list and a string ScienceWorld does not know: reported, not raised
     _, r, term, trunc, info = env.step(env.action_space.n - 1)
@@ -202,8 +219,8 @@ def test_normalized_reward_is_score_delta_over_100(env):
     u = env.unwrapped
     u.normalize_reward = True
     try:
-        env.reset(seed=0)
-        rewards, scores = [], [0]
+        _, info = env.reset(seed=0)
+        rewards, scores = [], [info["score"]]
         for _ in range(4):
             _, r, _, _, info = env.step(info_index(env, u.expert_action()))
             rewards.append(r)
@@ -215,6 +232,62 @@ def test_normalized_reward_is_score_delta_over_100(env):
 
 def info_index(env, action: str) -> int:
     return env.unwrapped.admissible_actions.index(action)
+
+
+def test_reset_scores_like_the_package_reset(env):
+    """The package's reset() ends with a scored "look around"; ours must start from the same score, so the
+    first step is not paid the credit of that look (find-living-thing v0 earns 8 for it)."""
+    from scienceworld import ScienceWorldEnv
+
+    package = ScienceWorldEnv("", envStepLimit=100)
+    try:
+        package.load("find-living-thing", 0, "easy")
+        _, pinfo = package.reset()
+        env.unwrapped.task_name = "find-living-thing"
+        _, info = env.reset(seed=0)
+        assert info["variation"] == 0 and pinfo["score"] > 0, "the case under test: a reset that earns credit"
+        assert info["score"] == pinfo["score"]
+        action = env.unwrapped.expert_action()
+        _, reward, _, _, info = env.step(action)
+        _, package_reward, _, pinfo = package.step(action)
+        assert (reward, info["score"]) == (package_reward, pinfo["score"])
+    finally:
+        package.close()
+
+
+def test_cap_keeps_the_gold_action_and_every_action_type(env):
+    """The kitchen offers about 1,000 valid actions (mostly move/pour); the 128 kept hold every type."""
+    u = env.unwrapped
+    u.task_name = "find-living-thing"
+    env.reset(seed=0)
+    _, _, _, _, info = env.step("teleport to kitchen")
+    valid = set(u.valid_actions()) - EXCLUDED_ACTIONS
+    kept = set(info["admissible_actions"])
+    assert len(kept) == u.max_actions == 128 and u.expert_action() in kept
+    assert info["admissible_cut"] == len(valid - kept) > 500
+    assert {action_type(a) for a in kept & valid} == {action_type(a) for a in valid}
+
+
+def test_max_actions_too_small_for_every_type_is_refused():
+    with pytest.raises(ValueError, match="max_actions=16 is too small.*max_actions >= 32"):
+        gym.make("ScienceWorld-v0", task="boil", max_actions=16)
+
+
+def test_admissible_list_follows_state_that_look_and_inventory_do_not_show():
+    """Opening the drawer in the kitchen counter changes the valid actions but neither the look text (the
+    counter lists "a drawer" either way) nor the inventory, which a cache keyed on them missed."""
+    e = gym.make("ScienceWorld-v0", task="find-living-thing", variation=0, max_actions=4096, expert=False)
+    u = e.unwrapped
+    try:
+        e.reset(seed=0)
+        _, _, _, _, before = e.step("teleport to kitchen")
+        _, _, _, _, after = e.step("open drawer in counter")
+        assert set(after["admissible_actions"]) == set(u.valid_actions()) - EXCLUDED_ACTIONS
+        assert "open drawer in counter" in before["admissible_actions"]
+        assert "close drawer in counter" in after["admissible_actions"]
+        assert "open drawer in counter" not in after["admissible_actions"]
+    finally:
+        e.close()
 
 
 def test_check_env_passes(env):

@@ -32,6 +32,7 @@ def test_dead_jvm_is_restarted_and_episode_reported_failed():
         jvm._proc.wait(timeout=5)
         _, reward, term, trunc, info = env.step("look around")
         assert (reward, term, trunc, info["jvm_restarted"], info["success"]) == (0.0, False, True, True, False)
+        assert info["jvm_restarts"] == 1
         assert "died" in info["error"] and jvm.alive() and jvm.pid != old
         with pytest.raises(gym.error.ResetNeeded):
             env.step("look around")
@@ -40,6 +41,30 @@ def test_dead_jvm_is_restarted_and_episode_reported_failed():
     finally:
         env.close()
     assert not _running(old) and not env.unwrapped.jvm.alive()
+
+
+def test_jvm_death_in_reset_retries_the_same_variation_and_counts_it():
+    """A reset whose JVM died restarts it and loads the variation the seed gives, not a fresh draw; the
+    restart is counted in info["jvm_restarts"] for the whole episode (episodes.csv can record it)."""
+    env = gym.make("ScienceWorld-v0", task="find-living-thing", variation=None, heap="512m", expert=False)
+    try:
+        _, info = env.reset(seed=4)
+        expected = info["variation"]
+        assert (info["jvm_restarts"], info["jvm_restarted"]) == (0, False)
+        jvm = env.unwrapped.jvm
+        old = jvm.pid
+        os.kill(old, signal.SIGKILL)  # the JVM this test started
+        jvm._proc.wait(timeout=5)
+        _, info = env.reset(seed=4)
+        assert (info["variation"], info["jvm_restarts"], info["jvm_restarted"]) == (expected, 1, True)
+        assert jvm.alive() and jvm.pid != old
+        _, _, _, _, info = env.step("look around")
+        assert (info["jvm_restarts"], info["jvm_restarted"]) == (1, False)
+        _, info = env.reset(seed=4)
+        assert (info["variation"], info["jvm_restarts"]) == (expected, 0)
+    finally:
+        env.close()
+    assert not _running(old)
 
 
 def test_vector_env_uses_one_jvm_per_env_and_leaks_none():

@@ -1,34 +1,30 @@
 """Building the admissible action list of a ScienceWorld state.
 
-ScienceWorld's valid-combination list (`getValidActionObjectCombinationsJSON`) is the right raw material but
-(a) misses many actions that `step` accepts and the gold path uses ("open door to kitchen" when it is already
-open, "examine substance in metal pot", "pour metal pot into metal pot"), and (b) is huge (about 1000 entries in
-the kitchen, mostly "move X to Y"/"pour X into Y" over furniture). We therefore:
+ScienceWorld's valid-action list (`getValidActionObjectCombinations`) is the raw material but
+(a) misses some actions that `step` accepts and the gold path uses ("open door to kitchen" when it is already
+open, "examine substance in metal pot"), and (b) is large (hundreds of entries, up to about 2,800 in a
+full kitchen, mostly "move X to Y" / "pour X into Y" / "connect X to Y"). We therefore:
 
-1. always add the expert's next gold action while the agent is on the gold path;
-2. keep everything useful first and cut at `max_actions` by tiers (0/1-object actions; 2-object actions whose
-   first object is carried; whose first object can be picked up; the rest), in ScienceWorld's order;
-3. drop "reset task" (it would let a policy restart the episode);
+1. add the expert's next gold action (`must_include`);
+2. drop "reset task" and "task" (the first would let a policy restart the episode);
+3. cut at `max_actions` by the rule of `select_admissible` (every action type kept, the cap shared equally
+   among the types) and report how many valid actions the cut removed;
 4. deduplicate and sort the result, so the position of an action (the gold one included) carries no signal.
+
+The rule reads only the action texts.
 
 While ScienceWorld waits for the answer to an ambiguous request, only the option numbers are admissible.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Sequence
-from typing import Any
+import zlib
+from collections.abc import Iterable
 
 EXCLUDED_ACTIONS = frozenset({"reset task", "task"})
 AMBIGUOUS_PREFIX = "Ambiguous request"
 _OPTION_RE = re.compile(r"^\s*(\d+):", re.MULTILINE)
-
-
-def parse_valid_json(payload: str) -> list[dict[str, Any]]:
-    """Decode `getValidActionObjectCombinationsJSON()` into its list of {action, template_id, obj_ids} rows."""
-    return json.loads(payload)["validActions"]
 
 
 def ambiguity_options(observation: str) -> list[str]:
@@ -38,39 +34,79 @@ def ambiguity_options(observation: str) -> list[str]:
     return _OPTION_RE.findall(observation)
 
 
-def _tier(row: dict[str, Any], carried: set[int], movable: set[int]) -> int:
-    ids = row.get("obj_ids") or []
-    if len(ids) < 2:
-        return 0
-    if ids[0] in carried:
-        return 1
-    if ids[0] in movable:
-        return 2
-    return 3
+TWO_WORD_VERBS = frozenset({"look at", "look in", "look around", "pick up", "put down", "focus on", "go to",
+                            "teleport to"})
 
 
-def build_admissible(
-    valid_rows: Sequence[dict[str, Any]],
+def action_type(action: str) -> str:
+    """An action's type: its verb ("move", "look at", "teleport to"), the words before its first object.
+
+    Read from the text alone, so the package's plain list of valid actions yields the same types as the JSON
+    rows (the verbs match ScienceWorld's templates, with "go to" and "teleport to", which share one, apart).
+    """
+    words = action.split(" ")
+    two = " ".join(words[:2])
+    return two if two in TWO_WORD_VERBS else words[0]
+
+
+def _objects_text(action: str) -> str:
+    return action[len(action_type(action)):].strip()
+
+
+def select_admissible(
+    valid_actions: Iterable[str],
     max_actions: int,
     must_include: Iterable[str | None] = (),
-) -> list[str]:
-    """Sorted, deduplicated list of at most `max_actions` actions, containing every string of `must_include`.
+) -> tuple[list[str], int]:
+    """(sorted admissible list of at most `max_actions` actions, number of valid actions the cap cut).
 
-    `valid_rows` are ScienceWorld's valid combinations (see `parse_valid_json`); `must_include` typically holds the
-    expert's next gold action (None entries are ignored).
+    Rule: keep every string of `must_include` (the expert's next gold action; None entries are ignored);
+    then take actions round-robin over the action types (`action_type`, in alphabetical order), so every
+    type is kept once the cap holds one of each, and the cap is shared equally among the types (a type with
+    fewer actions than its share keeps them all and leaves the rest to the others). Within a type, actions
+    whose object text starts with something the agent carries ("put down X" is valid) come first, then
+    with something it can pick up ("pick up X"), then the rest; ties are broken by a fixed hash of the
+    action text (the same list for the same valid actions in every run and JVM, spread over the objects
+    rather than alphabetical). "reset task" and "task" are never admissible.
     """
     required = [a for a in dict.fromkeys(must_include) if a]
     if len(required) > max_actions:
         raise ValueError(f"max_actions={max_actions} cannot hold the {len(required)} required actions")
-    carried = {r["obj_ids"][0] for r in valid_rows if r["action"].startswith("put down ") and r.get("obj_ids")}
-    movable = {r["obj_ids"][0] for r in valid_rows if r["action"].startswith("pick up ") and r.get("obj_ids")}
-    ranked = sorted(
-        (r for r in valid_rows if r["action"] not in EXCLUDED_ACTIONS),
-        key=lambda r: _tier(r, carried, movable),  # stable: keeps ScienceWorld's order within a tier
-    )
+    valid = sorted(set(valid_actions) - EXCLUDED_ACTIONS)
+    carried = sorted({_objects_text(a) for a in valid if action_type(a) == "put down"}, key=len, reverse=True)
+    movable = sorted({_objects_text(a) for a in valid if action_type(a) == "pick up"}, key=len, reverse=True)
+
+    def about(names: list[str], objects: str) -> bool:
+        return any(objects == n or objects.startswith(n + " ") for n in names)
+
+    def rank(action: str) -> tuple[int, int, str]:
+        objects = _objects_text(action)
+        tier = 0 if about(carried, objects) else 1 if about(movable, objects) else 2
+        return tier, zlib.crc32(action.encode()), action
+
+    groups: dict[str, list[str]] = {}
+    for action in valid:
+        groups.setdefault(action_type(action), []).append(action)
+    queues = [iter(sorted(g, key=rank)) for _, g in sorted(groups.items())]
     chosen = dict.fromkeys(required)
-    for row in ranked:
-        if len(chosen) >= max_actions:
-            break
-        chosen.setdefault(row["action"], None)
-    return sorted(chosen)
+    while queues and len(chosen) < max_actions:
+        still = []
+        for queue in queues:
+            if len(chosen) >= max_actions:
+                break
+            for action in queue:
+                if action not in chosen:
+                    chosen[action] = None
+                    still.append(queue)
+                    break
+        queues = still
+    return sorted(chosen), len(set(valid) - chosen.keys())
+
+
+def build_admissible(
+    valid_actions: Iterable[str],
+    max_actions: int,
+    must_include: Iterable[str | None] = (),
+) -> list[str]:
+    """The admissible list of `select_admissible` without the cut count."""
+    return select_admissible(valid_actions, max_actions, must_include)[0]

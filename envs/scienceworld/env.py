@@ -6,32 +6,52 @@ string, which is sent to ScienceWorld verbatim (it need not be admissible). An a
 understand, or an index past the admissible list, is reported in `info["action_accepted"]` = False and costs a
 step; it never raises.
 
-Speed: the package's `ScienceWorldEnv.step` fetches look, inventory and every valid action (element by element
-over py4j) at every step. We fetch the valid actions in one JSON call, look/inventory only when the observation
-includes them, cache the admissible list per state, and cache gold paths per (task, variation,
-simplification) so only the first reset of a variation pays for gold-path generation.
+Admissible list: ScienceWorld's valid actions plus the expert's next gold action, cut at `max_actions` when
+longer (ScienceWorld offers hundreds, up to about 2,800 in a full kitchen) by the rule of
+`admissible.select_admissible`: every action type is kept and the cap is shared equally among the types.
+`info["admissible_cut"]` says how many valid actions the cut removed in this state (0: none).
+
+Reset: like the package's `ScienceWorldEnv.reset`, `reset()` ends with a scored "look around" (not counted
+as a step), so `info["score"]` starts at the score that look earns (e.g. 8 in find-living-thing) and the
+first step's reward is only what that step adds. Rewards are score deltas, so an episode's return is its
+final score minus its reset score.
+
+JVM deaths: the JVM is restarted and the env says so: `info["jvm_restarted"]` on the reset or step where it
+happened, and `info["jvm_restarts"]` counts the restarts of the current episode (a reset that restarted
+it retries the same variation; a step that did ends the episode as truncated).
+
+Valid actions are queried at every state, as the package's `step` does, and never cached. No cheap key
+names a state: the look and inventory texts miss what changes the valid actions (an opened drawer inside a
+counter, a sink's drain), which made a cache keyed on them serve stale lists; and the query is not free of
+side effects: ScienceWorld names look-alike objects (two oranges in the inventory) with draws from its
+global random generator, the one that also moves bees and wandering animals, so the same actions need not
+lead to the same state or the same names. `scripts/lockstep_scienceworld.py` plays ScienceWorld-v0 and the
+package side by side and compares them.
+
+Speed: that query dominates a step (tens of ms in a full kitchen), so a step costs about what the
+package's `step` costs. Gold paths are cached per (task, variation, simplification), so only the first reset
+of a variation pays for gold-path generation.
 """
 
 from __future__ import annotations
 
 import re
 import string
-from collections import OrderedDict
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.scienceworld.admissible import ambiguity_options, build_admissible, parse_valid_json
+from envs.scienceworld.admissible import ambiguity_options, select_admissible
 from envs.scienceworld.jvm import DEFAULT_HEAP, JVM_ERRORS, ScienceWorldJVM
 from envs.scienceworld.tasks import check_simplification, check_split, resolve_task
 
 FAMILY = "scienceworld"
 CHARSET = frozenset(string.printable)
 REJECTED_PREFIXES = ("No known action matches that input", "Unknown action")
-_READING_RE = re.compile(r"-?\d+(\.\d+)? degrees (celsius|fahrenheit)")
-ROWS_CACHE_SIZE = 256
+MIN_MAX_ACTIONS = 32  # room for the gold action and one action of each of the (at most 25) action types
+RESET_ACTION = "look around"  # what the package's ScienceWorldEnv.reset() does after loading
 RECOVERY_LOOKAHEAD = 3  # an off-path action equal to one of the next gold actions counts as doing it...
 SKIPPABLE_GOLD = ("open door to ", "look around", "look at ", "examine ")  # ...if only these lie in between
 _ROOM_RE = re.compile(r"This (?:room|outside location) is called the (.+?)\.")
@@ -48,14 +68,6 @@ ROOM_DOORS: dict[str, tuple[str, ...]] = {
     "outside": ("foundry", "greenhouse", "kitchen"),
     "foundry": ("outside",),
 }
-
-
-def state_key(look: str, inventory: str) -> str:
-    """What the valid actions depend on: the room (objects, contents, open/on states) and the inventory.
-
-    Thermometer readings change at almost every step but not the actions, so they are blanked out.
-    """
-    return _READING_RE.sub("# degrees", look + "\n" + inventory)
 
 
 def room_of(look: str) -> str | None:
@@ -124,7 +136,9 @@ class ScienceWorldTextEnv(gym.Env):
         simplification: "easy" (all simplifications), "" (none) or a comma-separated list.
         split: "train", "dev" or "test": where variations are sampled from and must belong to.
         step_limit: env steps before `truncated` (never `terminated`).
-        max_actions: size of the action space and cap on the admissible list (the gold action is always kept).
+        max_actions: size of the action space and cap on the admissible list (at least 32). A longer list is
+            cut keeping the gold action and every action type (see the module docstring); raise it (e.g. to
+            4096) to keep every valid action, at the cost of longer lists for a policy to score.
         include_task / include_look / include_inventory: what the observation text holds besides the
             last action's result.
         normalize_reward: divide the score delta (0-100 scale) by 100 and clip to [-1, 1].
@@ -163,8 +177,13 @@ class ScienceWorldTextEnv(gym.Env):
         if variation is not None and (isinstance(variation, bool) or int(variation) < 0):
             raise ValueError(f"variation must be a non-negative int or None, got {variation!r}")
         self.variation = None if variation is None else int(variation)
-        if step_limit < 1 or max_actions < 2:
-            raise ValueError(f"need step_limit >= 1 and max_actions >= 2, got {step_limit}, {max_actions}")
+        if step_limit < 1:
+            raise ValueError(f"need step_limit >= 1, got {step_limit}")
+        if max_actions < MIN_MAX_ACTIONS:
+            raise ValueError(
+                f"max_actions={max_actions} is too small: the admissible list must hold one action of every "
+                f"ScienceWorld action type and the gold action; use max_actions >= {MIN_MAX_ACTIONS}"
+            )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} not in {self.metadata['render_modes']}")
         self.step_limit = int(step_limit)
@@ -186,14 +205,14 @@ class ScienceWorldTextEnv(gym.Env):
         self._gold_rooms: list[str | None] = []
         self._look = ""
         self._admissible: list[str] = []
+        self._admissible_cut = 0
+        self._jvm_restarts = 0  # JVM restarts during the current episode (its reset included)
         self._score = 0
         self._elapsed = 0
         self._done = False
         self._obs = ""
         self._loaded = False
         self._ambiguous = False
-        self._rows_cache: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = OrderedDict()
-        self.cache_hits = self.cache_misses = 0
 
     # ------------------------------------------------------------------ public helpers
     @property
@@ -225,6 +244,16 @@ class ScienceWorldTextEnv(gym.Env):
                 return move
         return self._gold[self._gold_pos]
 
+    def valid_actions(self) -> list[str]:
+        """ScienceWorld's valid actions in the current state, uncut: the list the package's `step` returns.
+
+        A fresh query each call; it draws from ScienceWorld's random generator when it names look-alike
+        objects (so a second call may name them differently, and bees or animals may then move otherwise).
+        """
+        java_list = self.jvm.server.getValidActionObjectCombinations()
+        joined = str(self.jvm.gateway.jvm.java.lang.String.join("\n", java_list))  # one round trip, not one each
+        return [a for a in joined.split("\n") if a]
+
     def gold_path(self) -> list[str]:
         """The whole gold action sequence of the current episode's variation ([] when expert=False)."""
         return list(self._gold)
@@ -245,18 +274,23 @@ class ScienceWorldTextEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
         options = options or {}
+        self._jvm_restarts = 0
+        variation: int | None = None
         try:
-            return self._reset(options)
+            variation = self._pick_variation(options.get("variation", self.variation))
+            obs, info = self._reset(variation)
         except JVM_ERRORS:
             if self.jvm.alive():
                 raise
-            self.jvm.restart()  # one transparent retry on a fresh JVM
-            obs, info = self._reset(options)
-            info["jvm_restarted"] = True
-            return obs, info
+            self.jvm.restart()  # one transparent retry on a fresh JVM, with the variation the seed gave
+            self._jvm_restarts += 1
+            if variation is None:  # died before the draw: draw now (the seed's stream is still untouched)
+                variation = self._pick_variation(options.get("variation", self.variation))
+            obs, info = self._reset(variation)
+        info["jvm_restarted"] = self._jvm_restarts > 0
+        return obs, info
 
-    def _reset(self, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        variation = self._pick_variation(options.get("variation", self.variation))
+    def _reset(self, variation: int) -> tuple[str, dict[str, Any]]:
         srv = self.jvm.server
         key = (self.task_name, variation, self.simplification)
         gold = self._gold_cache.get(key) if self.expert else None
@@ -270,12 +304,13 @@ class ScienceWorldTextEnv(gym.Env):
         self._episode_variation = variation
         self._loaded = True
         self._task_description = str(srv.freeActionTaskDesc())
-        self._score, self._elapsed, self._done = 0, 0, False
+        observation = str(srv.step(RESET_ACTION))  # the package's reset: a scored look around, not a step
+        self._score, self._elapsed, self._done = int(round(100 * float(srv.getScore()))), 0, False
         look, inventory = str(srv.freeActionLook()), str(srv.freeActionInventory())
         self._look = look
         self._gold_rooms = gold_rooms(room_of(look), self._gold)
-        self._obs = self._compose(look, None, inventory)
-        self._admissible = self._fetch_admissible(look, look, inventory)
+        self._obs = self._compose(observation, None, inventory)
+        self._admissible = self._fetch_admissible(observation)
         return self._obs, self._info(action=None, accepted=True)
 
     def step(self, action: int | np.integer | str) -> tuple[str, float, bool, bool, dict[str, Any]]:
@@ -286,7 +321,7 @@ class ScienceWorldTextEnv(gym.Env):
         self._elapsed += 1
         action_str, error = self._resolve(action)
         if action_str is None:
-            return self._finish(f"Invalid action: {error}", 0, accepted=False, action=None, error=error)
+            return self._finish(f"Invalid action: {error}", 0, accepted=False, action=None, error=error, sent=False)
         try:
             srv = self.jvm.server
             observation = str(srv.step(action_str))
@@ -366,15 +401,18 @@ class ScienceWorldTextEnv(gym.Env):
 
     def _finish(
         self, observation: str, reward: int, *, accepted: bool, action: str | None,
-        terminated: bool = False, error: str | None = None,
+        terminated: bool = False, error: str | None = None, sent: bool = True,
     ) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Observation, info and admissible list after a step (`sent`=False: nothing reached ScienceWorld, so
+        the state and its admissible list are unchanged and not queried again)."""
         truncated = not terminated and self._elapsed >= self.step_limit
         self._done = terminated or truncated
         srv = self.jvm.server
         look, inventory = str(srv.freeActionLook()), str(srv.freeActionInventory())
         self._look = look
         self._obs = self._compose(observation, look if self.include_look else None, inventory)
-        self._admissible = self._fetch_admissible(observation, look, inventory)
+        if sent:
+            self._admissible = self._fetch_admissible(observation)
         info = self._info(action=action, accepted=accepted)
         if error is not None:
             info["error"] = error
@@ -386,34 +424,24 @@ class ScienceWorldTextEnv(gym.Env):
     def _jvm_died(self, action_str: str, exc: BaseException) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """The JVM died mid-episode: start a fresh one, end this episode as truncated and say so."""
         self.jvm.restart()
-        self._loaded, self._done, self._admissible = False, True, []
+        self._jvm_restarts += 1
+        self._loaded, self._done, self._admissible, self._admissible_cut = False, True, [], 0
         info = self._info(action=action_str, accepted=False)
         info.update(jvm_restarted=True, success=False,
                     error=f"ScienceWorld JVM died ({type(exc).__name__}: {exc}); restarted, episode failed: reset()")
         return self._obs, 0.0, False, True, info
 
-    def _valid_rows(self, look: str, inventory: str) -> list[dict[str, Any]]:
-        """ScienceWorld's valid combinations for this state, from an LRU cache keyed by what they depend on."""
-        key = (self.task_name, self._episode_variation, self.simplification, state_key(look, inventory))
-        rows = self._rows_cache.get(key)
-        if rows is not None:
-            self.cache_hits += 1
-            self._rows_cache.move_to_end(key)
-            return rows
-        self.cache_misses += 1
-        rows = parse_valid_json(str(self.jvm.server.getValidActionObjectCombinationsJSON()))
-        self._rows_cache[key] = rows
-        if len(self._rows_cache) > ROWS_CACHE_SIZE:
-            self._rows_cache.popitem(last=False)
-        return rows
-
-    def _fetch_admissible(self, observation: str, look: str, inventory: str) -> list[str]:
+    def _fetch_admissible(self, observation: str) -> list[str]:
+        """The admissible list of the current state; sets `_ambiguous` and `_admissible_cut`."""
         gold = self.expert_action() if self.expert else None
         options = ambiguity_options(observation)
         self._ambiguous = bool(options)
         if options:  # ScienceWorld only accepts an option number now
-            return sorted(dict.fromkeys([*options, *([gold] if gold else [])]))[: self.max_actions]
-        return build_admissible(self._valid_rows(look, inventory), self.max_actions, must_include=[gold])
+            valid = options
+        else:  # one query per state, like the package's step (see the module docstring)
+            valid = self.valid_actions()
+        actions, self._admissible_cut = select_admissible(valid, self.max_actions, must_include=[gold])
+        return actions
 
     def _compose(self, observation: str, look: str | None, inventory: str) -> str:
         parts = []
@@ -433,6 +461,7 @@ class ScienceWorldTextEnv(gym.Env):
         description = self._task_description.replace("Task Description:", "").strip()
         return {
             "admissible_actions": list(self._admissible),
+            "admissible_cut": self._admissible_cut,
             "action_mask": mask,
             "score": self._score,
             "task": description,
@@ -445,5 +474,6 @@ class ScienceWorldTextEnv(gym.Env):
             "action_accepted": accepted,
             "ambiguous": self._ambiguous,
             "jvm_restarted": False,
+            "jvm_restarts": self._jvm_restarts,
             "elapsed_steps": self._elapsed,
         }

@@ -6,6 +6,7 @@ can take 2.7 GiB) and a py4j callback server we do not need, so we launch the bu
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -122,10 +123,20 @@ class ScienceWorldJVM:
 
     def close(self) -> None:
         """Stop the JVM (idempotent)."""
+        self._close(collect=True)
+
+    def _close(self, collect: bool) -> None:
+        running = self._finalizer is not None
         if self._finalizer is not None:
             self._finalizer()  # calls _shutdown once, then detaches
         self._finalizer = None
         self._gateway = self._proc = self._server = None
+        if collect and running:
+            # The closed gateway leaves py4j objects (member proxies, its output reader's pipes and lock) in
+            # reference cycles. Collected later, at whatever allocation triggers it, they can be collected
+            # inside CPython 3.11's AST constructor and crash it ("SystemError: AST constructor recursion
+            # depth mismatch", seen in pytest's assertion rewriting after JVM restarts): collect them now.
+            gc.collect()
 
     def restart(self) -> None:
         """Replace the JVM with a fresh one (used after it died)."""
@@ -134,7 +145,7 @@ class ScienceWorldJVM:
 
     def __del__(self) -> None:  # belt and braces: the finalizer already covers garbage collection
         try:
-            self.close()
+            self._close(collect=False)
         except Exception:  # noqa: BLE001
             pass
 
