@@ -197,6 +197,21 @@ def test_sampled_relabels_are_feasible():
     assert relabelled > 500
 
 
+def test_the_originals_in_a_sample_are_sb3s_n_step_samples():
+    """The first rows of a relabelling sample are what SB3's `NStepReplayBuffer` returns (full buffer, 2 envs)."""
+    buf, _ = record("differ", n_envs=2, steps=150, size=64)
+    assert buf.full
+    for seed in range(5):
+        np.random.seed(seed)
+        batch = buf.sample(48)
+        np.random.seed(seed)
+        inds = np.random.randint(0, buf.buffer_size, size=48)  # as SB3's sample() (full buffer)
+        want = NStepReplayBuffer._get_samples(buf, inds)
+        for f in FIELDS:
+            assert torch.equal(getattr(batch, f)[:48], getattr(want, f)), f
+        assert batch.observations.shape[0] > 48
+
+
 def test_a_blocked_request_is_never_relabelled():
     env = _env("differ", 0, budget=0)
     buf = _buffer(env, 1, 32, (0, 4))
