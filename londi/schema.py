@@ -129,6 +129,7 @@ class LondiBSchema(SB3SwitcherSchema):
     cost: float = MISSING
     budget: int = MISSING
     budget_range: list[int] | None = MISSING
+    relabel: bool = MISSING  # train on every transition under other feasible budgets too (DQN only)
 
 
 @dataclass

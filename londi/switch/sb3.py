@@ -4,7 +4,8 @@ What is added to SB3, and why:
 - `_PinnedSchedule`: `learn` is called in chunks (between evaluations/checkpoints); the exploration and
   learning-rate schedules must still span the whole run, so progress is measured against the run's total.
 - `BudgetMaskedQNetwork` / `MaskedDQN`: LONDI-B with DQN. DEEPTHINK's Q-value is masked wherever the
-  budget feature (the observation's last entry) is 0, in action selection, exploration and the TD target.
+  budget feature (the observation's last entry) is 0, in action selection, exploration (warm-up included)
+  and the TD target. Budget relabelling of its replay buffer: `londi.switch.relabel`.
 - `SwitchCostReplayBuffer`: stores the env reward and whether DEEPTHINK acted, and recomputes reward =
   env reward - cost x 1[DEEPTHINK] with the *current* cost, so a changing Lagrange multiplier does not
   leave stale costs in the replay buffer.
@@ -67,7 +68,16 @@ class SwitchDQN(_PinnedSchedule, DQN):
 
 
 class MaskedDQN(_PinnedSchedule, DQN):
-    """DQN whose epsilon-greedy exploration never picks DEEPTHINK at zero budget."""
+    """DQN whose epsilon-greedy exploration (and SB3's uniform warm-up) never picks DEEPTHINK at zero budget.
+
+    A warm-up DEEPTHINK at zero budget would be refused (QUICK acts) but stored as action 1 at a masked state,
+    whose Q-value is the constant MASKED_Q: no gradient, and a logged loss of ~1e8.
+    """
+
+    def _sample_action(self, learning_starts, action_noise=None, n_envs=1):  # type: ignore[override]
+        action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
+        spent = np.asarray(self._last_obs, dtype=np.float32).reshape(n_envs, -1)[:, -1] <= 1e-6
+        return np.where(spent, 0, action), np.where(spent, 0, buffer_action)
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):  # type: ignore[override]
         action, state = super().predict(observation, state, episode_start, deterministic)
