@@ -161,6 +161,7 @@ class DistillConfig:
     eval_episodes_round: int = 30  # per env, for the learning curve
     eval_episodes: int = 100  # per env, after training, greedy, on the saved model through HFPolicy
     evaluate_only: str | None = None  # path of a saved model: only measure it (HFPolicy) and rewrite its card
+    why: str = ""  # the model card's "Why this size" section (the preset says why it chose its size)
 
 
 @dataclass

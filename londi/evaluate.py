@@ -124,6 +124,9 @@ def evaluate_run(
     from londi import build
 
     quick, deepthink = build.instantiate_node(cfg.quick), build.instantiate_node(cfg.deepthink)
+    from londi.train import check_same_models
+
+    check_same_models(run_dir, {"quick": quick.fingerprint(), "deepthink": deepthink.fingerprint()})
     result = runner.evaluate(
         run_dir=run_dir,
         env_fn=build.instantiate_node(env_cfg, _partial_=True),
@@ -180,7 +183,12 @@ def evaluate(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
 def _app(cfg: DictConfig) -> None:
-    evaluate(cfg)
+    from londi.errors import USER_ERRORS
+
+    try:
+        evaluate(cfg)
+    except USER_ERRORS as e:  # a mistake in the command or the files: one line, no traceback
+        sys.exit(f"londi-evaluate: error: {e}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -2,7 +2,8 @@
 # The LONDI comparison on BabyAI-Text with the project's own commands (sweeps, then londi-report).
 # Usage: scripts/results_babyai.sh [LEVEL] [SEEDS] [STEPS]   e.g. scripts/results_babyai.sh goto_local 0,1,2 20000
 # Env: EVAL (eval episodes, 100), JOBS (parallel jobs, 2), COSTS (LONDI costs, 0.05,0.1,0.2),
-#      BUDGETS (LONDI-B budgets, 1,2,4,8).
+#      BUDGETS (LONDI-B budgets, 1,2,4,8), QUICK_PATH (QUICK's model dir; default: babyai_quick_goto, the QUICK
+#      these tables were made with; londi-assets:models/babyai_quick for today's default QUICK).
 # Run folders go to multirun/results/<level>/ (not committed: checkpoints); the report's table and figures
 # go to results/babyai_<level>/ (committed). ~35 min for goto_local on 2 cores.
 set -euo pipefail
@@ -16,7 +17,8 @@ COSTS=${COSTS:-0.05,0.1,0.2}
 BUDGETS=${BUDGETS:-1,2,4,8}
 ROOT=multirun/results/$LEVEL
 TRAIN=".venv/bin/londi-train"
-COMMON=(env=babyai_text/$LEVEL seed=$SEEDS eval_episodes=$EVAL logger=disabled
+QUICK_PATH=${QUICK_PATH:-londi-assets:models/babyai_quick_goto}
+COMMON=(env=babyai_text/$LEVEL seed=$SEEDS eval_episodes=$EVAL logger=disabled quick.path=$QUICK_PATH
         hydra/launcher=joblib hydra.launcher.n_jobs=$JOBS)
 LEARNED=(total_steps=$STEPS eval_every=$((STEPS / 4)) checkpoint_every=$STEPS)
 export OMP_NUM_THREADS=1

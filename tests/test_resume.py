@@ -105,3 +105,29 @@ def test_the_plain_command_resumes_after_kill_9_into_the_same_folder_and_wandb_r
     assert len(runs) == 2 and {p.name.rsplit("-", 1)[-1] for p in runs} == {info["wandb_id"]}  # one W&B run, resumed
     status = json.loads((run_dir / "run.json").read_text())
     assert status["status"] == "finished" and status["resumes"][0]["step"] >= 100
+
+
+def test_other_weights_under_the_same_model_path_are_refused_on_resume_and_evaluate(tmp_path):
+    """A shipped asset replaced by a newer one keeps its path (and config): the run's recorded weights
+    fingerprint must catch it instead of resuming or re-evaluating with the new model."""
+    import shutil
+
+    assets = Path(__file__).resolve().parents[1] / "londi" / "assets" / "models"
+    model = tmp_path / "quick_model"
+    shutil.copytree(assets / "babyai_quick_goto", model)
+    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cmd = [sys.executable, "-m", "londi.train", f"quick.path={model}", "model@deepthink=expert", "total_steps=100",
+           "checkpoint_every=100", "eval_every=100", "eval_episodes=1", "logger=disabled"]
+    first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    run_dir = next(tmp_path.glob("outputs/**/run_info.json")).parent
+    assert json.loads((run_dir / "run_info.json").read_text())["models"]["quick"]
+    shutil.rmtree(model)
+    shutil.copytree(assets / "babyai_quick", model)  # other weights, same path
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and "other QUICK weights" in again.stderr
+    assert "Traceback" not in again.stderr
+    ev = subprocess.run([sys.executable, "-m", "londi.evaluate", f"run_dir={run_dir}", "episodes=1"], cwd=tmp_path,
+                        env=env, capture_output=True, text=True, timeout=300)
+    assert ev.returncode != 0 and "other QUICK weights" in ev.stderr and "Traceback" not in ev.stderr

@@ -57,7 +57,7 @@ MODEL_DIR = "model"
 CURVE = "curve.jsonl"
 LONDI_META = "londi_distill.json"  # saved beside the model: the prompt settings it was trained with
 # Keys that may change between a run and its resume without changing what is trained.
-RESUMABLE_KEYS = frozenset({"progress", "stop_at", "out", "evaluate_only", "eval_episodes", "threads"})
+RESUMABLE_KEYS = frozenset({"progress", "stop_at", "out", "evaluate_only", "eval_episodes", "threads", "why"})
 
 
 # ----------------------------------------------------------------------------------------------- config
@@ -630,6 +630,7 @@ class Distiller:
                        "add_bos": _adds_bos(actor.scorer)},
             "scoring": "sum",
             "command": self.command,
+            "why": str(cfg.why),
             "arch": _plain(cfg.arch) or {},
             "recipe": {k: _plain(cfg[k]) for k in ("episodes", "noisy_fraction", "noise", "dagger_rounds",
                                                     "dagger_episodes", "dagger_beta", "steps", "dagger_steps",

@@ -245,6 +245,16 @@ class HFPolicy(LMPolicy):
     def num_parameters(self) -> int:
         return int(sum(p.numel() for p in self.model.parameters()))
 
+    def fingerprint(self) -> str:
+        """sha256 over every tensor's name, shape and first 4,096 values (cheap for an 8B model too)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for name, t in sorted(self.model.state_dict().items()):
+            h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+            h.update(t.detach().reshape(-1)[:4096].float().cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
+
     @property
     def reduction(self) -> str:
         return self.scorer.reduction

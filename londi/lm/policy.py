@@ -129,6 +129,11 @@ class LMPolicy(abc.ABC):
         """Parameter count used for FLOPs; 0 for policies that run no model."""
         return 0
 
+    def fingerprint(self) -> str | None:
+        """A short hash of the weights this policy acts with (None when it has none): a run records it so
+        that a resume or a re-evaluation with other weights under the same path fails instead of mixing."""
+        return None
+
     @property
     def history_needed(self) -> int:
         """Past steps a state must carry for this policy's prompt (the env keeps at least this many)."""
