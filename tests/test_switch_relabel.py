@@ -17,8 +17,8 @@ from londi.lm.policy import ActResult
 from londi.runner import run
 from londi.switch.env import SwitchingEnv
 from londi.switch.relabel import BudgetRelabelReplayBuffer
-from londi.switch.vec import SwitchingVecEnv
 from londi.switch.toy import CorridorTextEnv, NoisyExpertPolicy
+from londi.switch.vec import SwitchingVecEnv
 from tests.helpers import expert, hashed, random_policy, switcher
 
 N_STEPS, GAMMA, COST = 3, 0.9, 0.1
