@@ -155,6 +155,7 @@ class DistillConfig:
     grad_clip: float = 1.0
     checkpoint_every: int = 200
     stop_at: int | None = None  # stop (after a checkpoint) at this global step; rerun without it to resume
+    finish_at: int | None = None  # end the run at this global step: save out/model and measure it (later rounds skipped)
     # evaluation (seeds disjoint from the training seeds, which are seed*1000003 + ...)
     eval_seed: int = 424242
     eval_every: int = 0  # optimizer steps between learning-curve evaluations (0: at the end of each round)

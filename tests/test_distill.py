@@ -301,3 +301,14 @@ def test_merged_object_tokens_keep_prompt_and_action_apart_and_reload(tmp_path):
         assert tok.unk_token_id not in tok(d.prompt)["input_ids"]
     tok.save_pretrained(tmp_path)
     assert AutoTokenizer.from_pretrained(tmp_path)(prompt)["input_ids"] == tok(prompt)["input_ids"]
+
+
+def test_finish_at_saves_the_model_as_trained_so_far_and_skips_later_rounds(tmp_path):
+    extra = ("dagger_rounds=1", "dagger_episodes=2", "dagger_steps=6", "eval_episodes=2")
+    _run(tmp_path, *extra, "stop_at=30")  # a checkpoint inside round 0
+    meta = _run(tmp_path, *extra, "finish_at=40")  # the same run resumed, ended at round 0's end (step 40)
+    assert meta["finished_early"] == {"step": 40, "planned_steps": 46, "rounds_done": 1}
+    assert meta["training"]["step"] == 40 and "1" not in meta["rounds"]
+    assert not (tmp_path / "data" / "round1.jsonl").exists()  # no DAgger collection for a skipped round
+    assert (tmp_path / MODEL_DIR / "model.safetensors").exists()
+    assert "ended early by `finish_at` at step 40 of the recipe's 46" in (tmp_path / MODEL_DIR / "MODEL_CARD.md").read_text()

@@ -57,7 +57,8 @@ MODEL_DIR = "model"
 CURVE = "curve.jsonl"
 LONDI_META = "londi_distill.json"  # saved beside the model: the prompt settings it was trained with
 # Keys that may change between a run and its resume without changing what is trained.
-RESUMABLE_KEYS = frozenset({"progress", "stop_at", "out", "evaluate_only", "eval_episodes", "threads", "why"})
+RESUMABLE_KEYS = frozenset({"progress", "stop_at", "finish_at", "out", "evaluate_only", "eval_episodes", "threads",
+                            "why"})
 
 
 # ----------------------------------------------------------------------------------------------- config
@@ -549,7 +550,12 @@ class Distiller:
         all_demos: list[Demonstration] = []
         eval_every = int(cfg.eval_every)
         stop_at = int(cfg.stop_at) if cfg.stop_at is not None else None
+        finish_at = int(cfg.finish_at) if cfg.finish_at is not None else None
         for r, n_steps in enumerate(round_steps):
+            if finish_at is not None and finish_at <= p.step <= round_start:  # before collecting round r's data
+                self.summary["finished_early"] = {"step": p.step, "planned_steps": total, "rounds_done": r}
+                log.info("finish_at=%d: the model as trained after %d rounds is saved and measured", finish_at, r)
+                break
             round_end = round_start + n_steps
             all_demos = all_demos + (demos if r == 0 else self._collect_round(r, actor, prompt))
             if p.step >= round_end:  # finished before a resume
@@ -562,6 +568,8 @@ class Distiller:
             postfix(r)
             t0, losses = time.perf_counter(), []
             while p.step < round_end:
+                if finish_at is not None and p.step >= finish_at:
+                    break
                 if stop_at is not None and p.step >= stop_at:
                     checkpoint()
                     bar.close()
@@ -737,6 +745,10 @@ def write_model_card(model_dir: str | Path, meta: Mapping[str, Any]) -> Path:
         lines.append(f"- round {r}: {v.get('steps')} optimizer steps on {v.get('samples')} states "
                      f"({v.get('sequences', '?')} sequences), loss {v.get('first_loss') or float('nan'):.3f} -> "
                      f"{v.get('final_loss') or float('nan'):.3f}, {v.get('train_seconds', 0):.0f} s{es_txt}")
+    early = meta.get("finished_early")
+    if early:
+        lines.append(f"- ended early by `finish_at` at step {early['step']} of the recipe's {early['planned_steps']} "
+                     f"(after {early['rounds_done']} rounds; the learning-rate schedule is the full recipe's)")
     if train:
         lines.append(f"- in all: {train.get('step')} optimizer steps, {train.get('samples')} labelled states seen, "
                      f"{train.get('train_flops', 0):.3g} training FLOPs (6 x dense params x tokens), "
