@@ -18,6 +18,7 @@ import numpy as np
 EPISODE_COLUMNS = (
     "phase", "episode", "global_step", "env_steps", "return", "success", "quick_calls", "deepthink_calls",
     "deepthink_flops", "total_flops", "device_seconds", "budget", "blocked", "fallbacks", "episode_seed",
+    "env_restarts",
 )
 TRAIN_KEYS = (
     "charts/episodic_return", "charts/success_rate", "charts/SPS", "switch/deepthink_frac", "switch/cost",

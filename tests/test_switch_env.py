@@ -182,3 +182,29 @@ def test_gymnasium_check_env(monkeypatch, quick_first):
                        expert("d", 10**6), encoder=hashed(32),
                        needs_quick_output=quick_first, budget=3, cost=0.1)
     check_env(env, skip_render_check=True)
+
+
+def test_backend_restarts_reach_the_episode_row():
+    """A text env whose backend restarted (ScienceWorld's JVM: info['jvm_restarts']) says so in episodes.csv."""
+    from londi.metrics import episode_row
+
+    class Restarting(CorridorTextEnv):
+        def step(self, action):
+            obs, r, term, trunc, info = super().step(action)
+            return obs, r, term, trunc, {**info, "jvm_restarts": 2}
+
+    env = SwitchingEnv(Restarting(length=3, max_steps=10), random_policy("q"), expert("d"), encoder=hashed(32))
+    env.reset(seed=0)
+    done, info = False, {}
+    while not done:
+        _, _, term, trunc, info = env.step(1)
+        done = term or trunc
+    assert info["switch"]["episode"]["env_restarts"] == 2
+    assert episode_row("train", 0, 5, info["switch"]["episode"])["env_restarts"] == 2
+    plain = _env()
+    plain.reset(seed=0)
+    done = False
+    while not done:
+        _, _, term, trunc, info = plain.step(1)
+        done = term or trunc
+    assert info["switch"]["episode"]["env_restarts"] == 0

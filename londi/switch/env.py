@@ -270,7 +270,8 @@ class SwitchingEnv(gym.Env):
         }
         if done:
             self._needs_reset = True
-            sw["episode"] = self.episode_summary(success=bool(info.get("success", False)))
+            sw["episode"] = self.episode_summary(success=bool(info.get("success", False)),
+                                                  env_restarts=int(info.get("jvm_restarts", 0)))
             self._warn_fallbacks()
             if self.on_episode_end is not None:
                 self.on_episode_end(ep.used, sw["episode"])
@@ -343,8 +344,8 @@ class SwitchingEnv(gym.Env):
         """The episode in progress (or the one that just ended)."""
         return self._ep
 
-    def episode_summary(self, success: bool) -> dict[str, Any]:
-        return EpisodeSummary.of(self._ep, success).as_dict()
+    def episode_summary(self, success: bool, env_restarts: int = 0) -> dict[str, Any]:
+        return EpisodeSummary.of(self._ep, success, env_restarts).as_dict()
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:

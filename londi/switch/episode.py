@@ -76,9 +76,10 @@ class EpisodeSummary:
     quick_flops: float
     deepthink_flops: float
     device_seconds: float
+    env_restarts: int = 0  # restarts of the text env's backend this episode (ScienceWorld's JVM), reset included
 
     @classmethod
-    def of(cls, ep: EpisodeRecord, success: bool) -> EpisodeSummary:
+    def of(cls, ep: EpisodeRecord, success: bool, env_restarts: int = 0) -> EpisodeSummary:
         u = ep.usage
         return cls(
             episode_seed=ep.seed, env_steps=ep.t, episode_return=ep.env_return, switch_return=ep.switch_return,
@@ -87,6 +88,7 @@ class EpisodeSummary:
             deepthink_model_calls=int(u["deepthink"]["calls"]), quick_flops=float(u["quick"]["flops"]),
             deepthink_flops=float(u["deepthink"]["flops"]),
             device_seconds=float(u["quick"]["device_seconds"] + u["deepthink"]["device_seconds"]),
+            env_restarts=int(env_restarts),
         )
 
     def as_dict(self) -> dict[str, Any]:
