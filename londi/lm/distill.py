@@ -601,7 +601,7 @@ class Distiller:
                 if p.step % int(cfg.checkpoint_every) == 0 or p.step == round_end:
                     checkpoint()
             self.summary.setdefault("rounds", {})[str(r)] = {
-                "samples": data.labels, "sequences": len(data), "steps": n_steps,
+                "samples": data.labels, "sequences": len(data), "steps": p.step - round_start,  # < n_steps: finish_at
                 "train_seconds": time.perf_counter() - t0,
                 "first_loss": float(np.mean(losses[:10])) if losses else None,
                 "final_loss": float(np.mean(losses[-10:])) if losses else None,
