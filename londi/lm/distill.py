@@ -730,6 +730,8 @@ def write_model_card(model_dir: str | Path, meta: Mapping[str, Any]) -> Path:
         "log-probs after the prompt (`HFPolicy`, score=sum). The settings are in londi_distill.json, which "
         "HFPolicy reads.",
     ]
+    if meta.get("status"):
+        lines += ["", "## Status", meta["status"]]
     if meta.get("why"):
         lines += ["", "## Why this size", meta["why"]]
     lines += ["", "## Data and training"]
@@ -742,9 +744,11 @@ def write_model_card(model_dir: str | Path, meta: Mapping[str, Any]) -> Path:
         es_txt = ""
         if isinstance(es, Mapping):
             es_txt = ", quick check " + ", ".join(f"{short_env(k)} {x:.2f}" for k, x in es.items())
+        loss_txt = (f", loss {v['first_loss']:.3f} -> {v['final_loss']:.3f}, {v.get('train_seconds', 0):.0f} s"
+                    if v.get("first_loss") is not None and v.get("final_loss") is not None
+                    else " (loss and time not recorded: the run was resumed at this round's last checkpoint)")
         lines.append(f"- round {r}: {v.get('steps')} optimizer steps on {v.get('samples')} states "
-                     f"({v.get('sequences', '?')} sequences), loss {v.get('first_loss') or float('nan'):.3f} -> "
-                     f"{v.get('final_loss') or float('nan'):.3f}, {v.get('train_seconds', 0):.0f} s{es_txt}")
+                     f"({v.get('sequences', '?')} sequences){loss_txt}{es_txt}")
     early = meta.get("finished_early")
     if early:
         lines.append(f"- ended early by `finish_at` at step {early['step']} of the recipe's {early['planned_steps']} "
