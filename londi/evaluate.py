@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 import londi.config  # noqa: F401 - registers the schemas and resolvers before Hydra composes
 from londi.paths import CONFIG_DIR
 from londi.report import read_checkpoint
-from londi.rundir import load_run_config
+from londi.rundir import check_same_models, load_run_config, model_fingerprints
 
 SPLITS = ("train", "test")
 TEST_SEED_OFFSET = (
@@ -124,9 +124,7 @@ def evaluate_run(
     from londi import build
 
     quick, deepthink = build.instantiate_node(cfg.quick), build.instantiate_node(cfg.deepthink)
-    from londi.train import check_same_models
-
-    check_same_models(run_dir, {"quick": quick.fingerprint(), "deepthink": deepthink.fingerprint()})
+    check_same_models(run_dir, model_fingerprints(quick, deepthink))
     result = runner.evaluate(
         run_dir=run_dir,
         env_fn=build.instantiate_node(env_cfg, _partial_=True),

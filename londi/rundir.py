@@ -142,7 +142,7 @@ def write_run_files(cfg: DictConfig, run_dir: str | Path, extra: Mapping[str, An
     (run_dir / RESOLVED_CONFIG).write_text(OmegaConf.to_yaml(OmegaConf.create(container)))
     path = run_dir / RUN_INFO
     try:
-        previous = json.loads(path.read_text()) if path.exists() else {}
+        previous = read_run_info(run_dir)
     except ValueError:
         previous = {}
     start = {
@@ -160,6 +160,31 @@ def write_run_files(cfg: DictConfig, run_dir: str | Path, extra: Mapping[str, An
     path.write_text(json.dumps(info, indent=2, default=str) + "\n")
     _redact_hydra_dir(run_dir / ".hydra")
     return info
+
+
+def read_run_info(run_dir: str | Path) -> dict:
+    """run_info.json of a run folder ({} when the folder holds none yet)."""
+    path = Path(run_dir) / RUN_INFO
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def model_fingerprints(quick: Any, deepthink: Any) -> dict[str, str | None]:
+    """The weights' fingerprint of each role (`LMPolicy.fingerprint`), recorded in run_info.json."""
+    return {"quick": quick.fingerprint(), "deepthink": deepthink.fingerprint()}
+
+
+def check_same_models(run_dir: str | Path, models: Mapping[str, str | None]) -> None:
+    """Refuse to resume or re-evaluate a run with other weights than it was trained with: a model path
+    (e.g. a shipped asset replaced by a newer one) can point at new weights under the same config."""
+    from londi.errors import ConfigError
+
+    before = read_run_info(run_dir).get("models") or {}
+    for role, now in models.items():
+        was = before.get(role)
+        if was is not None and now is not None and was != now:
+            raise ConfigError(
+                f"{run_dir} was made with other {role.upper()} weights (fingerprint {was}, the model at its path "
+                f"now gives {now}): point {role}.path at the weights it was made with, or choose another folder")
 
 
 def _redact_hydra_dir(hydra_dir: Path) -> None:

@@ -34,7 +34,16 @@ import londi.config  # noqa: F401 - registers the schemas and resolvers before H
 from londi.errors import USER_ERRORS
 from londi.loggers.base import RunLogger
 from londi.paths import CONFIG_DIR
-from londi.rundir import RUN_INFO, env_name, resolved_container, run_name, write_run_files
+from londi.rundir import (
+    RUN_INFO,
+    check_same_models,
+    env_name,
+    model_fingerprints,
+    read_run_info,
+    resolved_container,
+    run_name,
+    write_run_files,
+)
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +132,7 @@ def train(cfg: DictConfig) -> float:
         check_same_run(cfg, run_dir)
         apply_threads(int(cfg.threads))
         parts = build.components(cfg)
-        models = model_fingerprints(parts)
+        models = model_fingerprints(parts.quick, parts.deepthink)
         check_same_models(run_dir, models)
     except Exception:
         if not had_run:
@@ -153,40 +162,11 @@ def check_same_run(cfg: DictConfig, run_dir: Path) -> None:
     from londi.config import config_fingerprint
     from londi.errors import ConfigError
 
-    info_path = run_dir / RUN_INFO
-    if not info_path.exists():
-        return
-    import json
-
-    before = json.loads(info_path.read_text()).get("fingerprint")
+    before = read_run_info(run_dir).get("fingerprint")
     now = config_fingerprint(cfg)
     if before is not None and before != now:
         raise ConfigError(f"{run_dir} holds a run made with other settings (config fingerprint {before}, now {now}): "
                           "rerun with its settings to resume it (its config.yaml), or choose another folder")
-
-
-def model_fingerprints(parts: Any) -> dict[str, str | None]:
-    """The weights' fingerprint of each role (`LMPolicy.fingerprint`), recorded in run_info.json."""
-    return {"quick": parts.quick.fingerprint(), "deepthink": parts.deepthink.fingerprint()}
-
-
-def check_same_models(run_dir: Path, models: dict[str, str | None]) -> None:
-    """Refuse to resume or re-evaluate a run with other weights than it was trained with: a model path
-    (e.g. a shipped asset replaced by a newer one) can point at new weights under the same config."""
-    from londi.errors import ConfigError
-
-    info_path = run_dir / RUN_INFO
-    if not info_path.exists():
-        return
-    import json
-
-    before = json.loads(info_path.read_text()).get("models") or {}
-    for role, now in models.items():
-        was = before.get(role)
-        if was is not None and now is not None and was != now:
-            raise ConfigError(
-                f"{run_dir} was made with other {role.upper()} weights (fingerprint {was}, the model at its path "
-                f"now gives {now}): point {role}.path at the weights it was made with, or choose another folder")
 
 
 def apply_threads(threads: int) -> None:
