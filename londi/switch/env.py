@@ -60,6 +60,17 @@ def usage_dict(u: Usage) -> dict[str, float]:
             "wall_seconds": u.wall_seconds}
 
 
+def budget_share(budget: Any, used: Any) -> np.ndarray:
+    """z = remaining share of a budget, max(0, 1 - used / budget), 0 for a zero budget; elementwise in float64.
+
+    The one formula for the budget feature: the env's observation and the relabelling buffer both use it.
+    """
+    budget = np.asarray(budget, dtype=np.float64)
+    used = np.asarray(used, dtype=np.float64)
+    safe = np.where(budget > 0, budget, 1.0)
+    return np.where(budget > 0, np.maximum(0.0, 1.0 - used / safe), 0.0)
+
+
 class SwitchingEnv(gym.Env):
     """Gymnasium env whose action chooses who acts (see module docstring)."""
 
@@ -324,7 +335,7 @@ class SwitchingEnv(gym.Env):
         b = self._ep.budget if self._ep is not None else None
         if b is None:
             return None
-        return 0.0 if b == 0 else max(0.0, 1.0 - self._ep.used / b)
+        return float(budget_share(b, self._ep.used))
 
     def horizon(self) -> int:
         """The text env's step limit (`max_steps` / `step_limit` / the spec's), else DEFAULT_HORIZON."""

@@ -23,15 +23,9 @@ import numpy as np
 from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
+from londi.switch.env import budget_share
+
 DEEPTHINK = 1
-
-
-def budget_share(budget: np.ndarray, used: np.ndarray) -> np.ndarray:
-    """z = remaining share of the budget, computed as `SwitchingEnv.budget_remaining` does (bit-identical)."""
-    budget = np.asarray(budget, dtype=np.float64)
-    used = np.asarray(used, dtype=np.float64)
-    safe = np.where(budget > 0, budget, 1.0)
-    return np.where(budget > 0, np.maximum(0.0, 1.0 - used / safe), 0.0).astype(np.float32)
 
 
 class Window(NamedTuple):
