@@ -101,12 +101,3 @@ def select_admissible(
                     break
         queues = still
     return sorted(chosen), len(set(valid) - chosen.keys())
-
-
-def build_admissible(
-    valid_actions: Iterable[str],
-    max_actions: int,
-    must_include: Iterable[str | None] = (),
-) -> list[str]:
-    """The admissible list of `select_admissible` without the cut count."""
-    return select_admissible(valid_actions, max_actions, must_include)[0]
