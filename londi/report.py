@@ -110,6 +110,13 @@ class RunStatus:
         return f"{self.status} ({self.told_by}): " + "; ".join(parts)
 
 
+def _setting(sw: Mapping[str, Any]) -> str | None:
+    """The knob of a switcher without budget or cost (see SETTING_KEYS), or the oracle's non-default rule."""
+    if sw.get("rule") not in (None, "quick_wrong"):
+        return f"rule={sw['rule']}"
+    return next((f"{short}={float(sw[k]):g}" for k, short in SETTING_KEYS if _num(sw.get(k)) is not None), None)
+
+
 @dataclass
 class RunRecord:
     """One run folder: what it was (env, switcher, budget, cost, seed), its CSVs and its status."""
@@ -279,7 +286,7 @@ def load_run(run_dir: str | Path) -> RunRecord:
         switcher=str(switcher),
         budget=_num(sw.get("budget")),
         cost=_num(sw.get("cost")),
-        setting=next((f"{short}={float(sw[k]):g}" for k, short in SETTING_KEYS if _num(sw.get(k)) is not None), None),
+        setting=_setting(sw),
         seed=int(seed) if seed is not None else None,
         episodes=episodes if episodes is not None else pd.DataFrame(),
         metrics=metrics,

@@ -173,6 +173,7 @@ class HeuristicSchema:
 @dataclass
 class OracleSchema:
     _target_: str = "londi.switch.baselines.OracleSwitcher"
+    rule: str = "quick_wrong"  # or deepthink_right: DEEPTHINK only where its action is the expert's and QUICK's is not
 
 
 @dataclass

@@ -3,7 +3,9 @@
 # Usage: scripts/results_babyai.sh [LEVEL] [SEEDS] [STEPS]   e.g. scripts/results_babyai.sh goto_local 0,1,2 20000
 # Env: EVAL (eval episodes, 100), JOBS (parallel jobs, 2), COSTS (LONDI costs, 0.05,0.1,0.2),
 #      BUDGETS (LONDI-B budgets, 1,2,4,8), QUICK_PATH (QUICK's model dir; default: babyai_quick_goto, the QUICK
-#      these tables were made with; londi-assets:models/babyai_quick for today's default QUICK).
+#      these tables were made with; londi-assets:models/babyai_quick for today's default QUICK),
+#      DEEPTHINK (model@deepthink: expert, the simulated reference, or distilled, the shipped LM), N_ENVS (1),
+#      LAG_TARGETS (Lagrangian targets, 2), TAG (run folders under multirun/results<TAG>/, report under results/babyai_<level><TAG>; default empty).
 # Run folders go to multirun/results/<level>/ (not committed: checkpoints); the report's table and figures
 # go to results/babyai_<level>/ (committed). ~35 min for goto_local on 2 cores.
 set -euo pipefail
@@ -15,10 +17,15 @@ EVAL=${EVAL:-100}
 JOBS=${JOBS:-2}
 COSTS=${COSTS:-0.05,0.1,0.2}
 BUDGETS=${BUDGETS:-1,2,4,8}
-ROOT=multirun/results/$LEVEL
+LAG_TARGETS=${LAG_TARGETS:-2}
+DEEPTHINK=${DEEPTHINK:-expert}
+N_ENVS=${N_ENVS:-1}
+TAG=${TAG:-}
+ROOT=multirun/results$TAG/$LEVEL
 TRAIN=".venv/bin/londi-train"
 QUICK_PATH=${QUICK_PATH:-londi-assets:models/babyai_quick_goto}
 COMMON=(env=babyai_text/$LEVEL seed=$SEEDS eval_episodes=$EVAL logger=disabled quick.path=$QUICK_PATH
+        model@deepthink=$DEEPTHINK n_envs=$N_ENVS
         hydra/launcher=joblib hydra.launcher.n_jobs=$JOBS)
 LEARNED=(total_steps=$STEPS eval_every=$((STEPS / 4)) checkpoint_every=$STEPS)
 export OMP_NUM_THREADS=1
@@ -26,10 +33,14 @@ export OMP_NUM_THREADS=1
 # Fixed switchers: nothing to learn, so a short "training" phase and the same seeded final evaluation.
 $TRAIN -m "${COMMON[@]}" switcher=always_quick,always_deepthink,heuristic,oracle total_steps=200 \
     eval_every=200 checkpoint_every=200 hydra.sweep.dir=$ROOT/fixed
+if [ "$DEEPTHINK" != expert ]; then  # an imperfect DEEPTHINK: the oracle that calls it only where it is right
+  $TRAIN -m "${COMMON[@]}" switcher=oracle switcher.rule=deepthink_right total_steps=200 eval_every=200 \
+      checkpoint_every=200 hydra.sweep.dir=$ROOT/oracle_deepthink_right
+fi
 # LONDI (a few costs), LONDI-B (budgets), Lagrangian, the online-cascade router.
 $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi switcher.cost=$COSTS hydra.sweep.dir=$ROOT/londi
 $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi_b switcher.budget=$BUDGETS hydra.sweep.dir=$ROOT/londi_b
-$TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=lagrangian switcher.target_calls=2 hydra.sweep.dir=$ROOT/lagrangian
+$TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=lagrangian switcher.target_calls=$LAG_TARGETS hydra.sweep.dir=$ROOT/lagrangian
 $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=cascade hydra.sweep.dir=$ROOT/cascade
 # Random at the per-step DEEPTHINK rate LONDI (cost 0.1) ended with, read from its final evaluations.
 P=$(.venv/bin/python - "$ROOT/londi" <<'PY'
@@ -46,4 +57,4 @@ PY
 )
 $TRAIN -m "${COMMON[@]}" switcher=random switcher.p=$P total_steps=200 eval_every=200 checkpoint_every=200 \
     hydra.sweep.dir=$ROOT/random
-.venv/bin/londi-report dir=$ROOT out=results/babyai_$LEVEL
+.venv/bin/londi-report dir=$ROOT out=results/babyai_$LEVEL$TAG

@@ -87,3 +87,58 @@ def test_switchers_that_ignore_the_state_do_not_pay_for_an_encoders_quick_featur
     env = make_switching_env(lambda: CorridorTextEnv(length=10, max_steps=30), quick, expert("d"), londi,
                              hashed(16, quick_features=True), seed=0, train=False)
     assert env.envs[0].quick_first  # a switcher that reads the encoding still gets QUICK's features
+
+
+def _oracle_episodes(rule: str, deepthink, n_envs: int = 1, episodes: int = 12):
+    sw = switcher("oracle", f"switcher.rule={rule}")
+    quick = NoisyExpertPolicy(hard_error=0.6)
+    envs_ = [SwitchingEnv(CorridorTextEnv(length=10, max_steps=30), quick, deepthink,
+                          encoder=hashed(16), **sw.env_options(False)) for _ in range(n_envs)]
+    return run_episodes(SwitchingVecEnv(envs_), sw, episodes, seed=3)
+
+
+def test_oracle_rules_agree_when_deepthink_is_the_expert():
+    a = _oracle_episodes("quick_wrong", expert("d", simulated_params=1000))
+    b = _oracle_episodes("deepthink_right", expert("d", simulated_params=1000))
+    assert [(e["env_steps"], e["deepthink_calls"], e["deepthink_flops"]) for e in a] == \
+        [(e["env_steps"], e["deepthink_calls"], e["deepthink_flops"]) for e in b]
+    assert sum(e["deepthink_calls"] for e in a) > 0
+
+
+def test_deepthink_right_oracle_pays_only_where_an_imperfect_deepthink_acts_and_is_right():
+    sw = switcher("oracle", "switcher.rule=deepthink_right")
+    deep = NoisyExpertPolicy(name="d", hard_error=0.5, easy_error=0.3, seed=9, simulated_params=1000)
+    env = SwitchingEnv(CorridorTextEnv(length=10, max_steps=30), NoisyExpertPolicy(hard_error=0.6), deep,
+                       encoder=hashed(16), **sw.env_options(False))
+    env.reset(seed=0)
+    helped = skipped = 0
+    for _ in range(300):
+        ctx = env.context()
+        expert_action = ctx.state.expert()
+        assert ctx.deepthink is not None  # looked at before the decision
+        decision = sw.decide(env.current_obs(), ctx)
+        _, _, term, trunc, info = env.step(decision)
+        usage = info["switch"]["usage"]["deepthink"]
+        if info["switch"]["deepthink_acted"]:
+            assert ctx.deepthink.action == expert_action != ctx.quick.action
+            assert usage["calls"] == 1 and usage["flops"] > 0  # the look is charged once DEEPTHINK acts
+            helped += 1
+        else:
+            assert usage["calls"] == 0 and usage["flops"] == 0  # a look that is not acted on is free
+            skipped += ctx.quick.action != expert_action  # QUICK wrong, DEEPTHINK wrong too: no call
+        if term or trunc:
+            env.reset()
+    assert helped > 0 and skipped > 0
+
+
+def test_deepthink_right_oracle_is_the_same_with_batched_envs():
+    deep = lambda: NoisyExpertPolicy(name="d", hard_error=0.5, easy_error=0.3, seed=9, simulated_params=1000)  # noqa: E731
+    one = _oracle_episodes("deepthink_right", deep(), n_envs=1, episodes=9)
+    four = _oracle_episodes("deepthink_right", deep(), n_envs=4, episodes=9)
+    key = lambda e: (e["episode_seed"], e["env_steps"], e["deepthink_calls"], e["deepthink_flops"], e["success"])  # noqa: E731
+    assert sorted(map(key, four)) == sorted(map(key, one))
+
+
+def test_oracle_rule_typo_fails_with_the_choices():
+    with pytest.raises(ValueError, match="quick_wrong, deepthink_right"):
+        switcher("oracle", "switcher.rule=deepthink_rihgt")

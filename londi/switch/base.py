@@ -30,6 +30,11 @@ before it decides sets `needs_quick_output = True` (and `needs_quick_hidden = Tr
 The env then calls QUICK on every state before the decision (that call is metered and counted), passes
 the result in `ctx.quick`, and reuses it when QUICK is chosen, so QUICK is never called twice per step.
 Encoders declare the same two flags; the env asks QUICK if either the switcher or the encoder needs it.
+
+Looking at DEEPTHINK's output first (`needs_deepthink_output = True`) is a reference's privilege, not a
+deployable switcher's: the env runs DEEPTHINK on every state before the decision and passes it in
+`ctx.deepthink`, but charges that call to the episode only where DEEPTHINK then acts (the look itself is
+free, as the expert's action is free to the oracle).
 """
 
 from __future__ import annotations
@@ -58,7 +63,8 @@ ACTORS = ("quick", "deepthink")
 class DecisionContext:
     """What a switcher may read besides the observation vector at one decision point.
 
-    `quick` is QUICK's output on this state when the env computed it first (else None). `action_mask`
+    `quick` is QUICK's output on this state when the env computed it first (else None); `deepthink` likewise
+    DEEPTHINK's, for the one switcher allowed to look before it pays (the oracle). `action_mask`
     is [quick_allowed, deepthink_allowed]; DEEPTHINK is masked when a hard budget is exhausted.
     `rng` is seeded from (episode seed, step), so random decisions are reproducible and resume-safe.
     """
@@ -67,6 +73,7 @@ class DecisionContext:
     action_mask: np.ndarray
     rng: np.random.Generator
     quick: ActResult | None = None
+    deepthink: ActResult | None = None
     budget_remaining: float | None = None
     episode_step: int = 0
     recent: Mapping[str, Any] = field(default_factory=dict)
@@ -104,6 +111,7 @@ class Switcher:
 
     name: str = "switcher"
     needs_quick_output: bool = False
+    needs_deepthink_output: bool = False
     needs_quick_hidden: bool = False
     learns: bool = False
     reads_obs: bool = True
@@ -115,7 +123,10 @@ class Switcher:
 
         `train=False` is the evaluation env (e.g. LONDI-B evaluates at a fixed budget, not a random one).
         """
-        return {"needs_quick_output": self.needs_quick_output, "needs_quick_hidden": self.needs_quick_hidden}
+        opts = {"needs_quick_output": self.needs_quick_output, "needs_quick_hidden": self.needs_quick_hidden}
+        if self.needs_deepthink_output:
+            opts["needs_deepthink_output"] = True
+        return opts
 
     def setup(self, env: SwitchingEnv, seed: int, total_steps: int | None = None) -> None:  # noqa: B027
         """Build models from the env's spaces. Called once before `learn`/`load`; `total_steps` is the

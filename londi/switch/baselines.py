@@ -87,16 +87,29 @@ class HeuristicSwitcher(Switcher):
         return _allowed(DEEPTHINK if (loop or stalled or failing or unsure) else QUICK, ctx)
 
 
-class OracleSwitcher(Switcher):
-    """DEEPTHINK exactly where QUICK's action differs from the expert's: the fewest calls that match the expert.
+ORACLE_RULES = ("quick_wrong", "deepthink_right")
 
-    Needs an env with `expert_action()` (the state's `expert`); with DEEPTHINK = the expert it follows the
-    expert everywhere, so its call count is the number of QUICK/expert disagreements along that path.
+
+class OracleSwitcher(Switcher):
+    """A reference that knows the expert's action: the fewest DEEPTHINK calls that help.
+
+    `rule="quick_wrong"` (default): DEEPTHINK exactly where QUICK's action differs from the expert's. With a
+    perfect DEEPTHINK (the expert itself) it follows the expert everywhere, its calls being the QUICK/expert
+    disagreements along that path. With an imperfect DEEPTHINK it also pays where DEEPTHINK is wrong too.
+    `rule="deepthink_right"`: DEEPTHINK only where its action is the expert's and QUICK's is not. It looks at
+    DEEPTHINK's answer first (`needs_deepthink_output`) and pays only where DEEPTHINK acts; with the expert
+    as DEEPTHINK the two rules are the same switcher. Needs an env with `expert_action()` (the state's `expert`).
     """
 
     name = "oracle"
     reads_obs = False
     needs_quick_output = True
+
+    def __init__(self, *, rule: str = "quick_wrong"):
+        if rule not in ORACLE_RULES:
+            raise ValueError(f"oracle switcher: unknown rule {rule!r}; choose one of {', '.join(ORACLE_RULES)}")
+        self.rule = rule
+        self.needs_deepthink_output = rule == "deepthink_right"
 
     def decide(self, obs: np.ndarray, ctx: DecisionContext) -> int:
         if ctx.state.expert is None:
@@ -104,4 +117,13 @@ class OracleSwitcher(Switcher):
         if ctx.quick is None:
             raise RuntimeError("oracle switcher needs QUICK's output first (SwitchingEnv needs_quick_output=True)")
         expert = ctx.state.expert()
-        return _allowed(DEEPTHINK if expert is not None and ctx.quick.action != expert else QUICK, ctx)
+        if expert is None or ctx.quick.action == expert:
+            return QUICK
+        if self.rule == "deepthink_right":
+            if ctx.deepthink is None:  # DEEPTHINK could not be looked at (it failed): it cannot be known to help
+                return QUICK
+            return _allowed(DEEPTHINK if ctx.deepthink.action == expert else QUICK, ctx)
+        return _allowed(DEEPTHINK, ctx)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule}

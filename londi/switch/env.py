@@ -88,6 +88,7 @@ class SwitchingEnv(gym.Env):
         budget_range: tuple[int, int] | None = None,
         needs_quick_output: bool = False,
         needs_quick_hidden: bool = False,
+        needs_deepthink_output: bool = False,
         budget_obs: bool | None = None,
         fallback_to_quick: bool = True,
         history_steps: int = 2,
@@ -112,6 +113,7 @@ class SwitchingEnv(gym.Env):
         self.budget_obs = self.has_budget if budget_obs is None else bool(budget_obs)
         self.quick_first = needs_quick_output or needs_quick_hidden or self.encoder.needs_quick_output
         self.quick_hidden = needs_quick_hidden or self.encoder.needs_quick_hidden
+        self.deepthink_first = bool(needs_deepthink_output)
         self.episode_obs = bool(getattr(self.encoder, "episode_features", False))
         self.fallback_to_quick = fallback_to_quick
         # The states carry as many past steps as the hungrier prompt needs (never fewer than asked for).
@@ -133,6 +135,7 @@ class SwitchingEnv(gym.Env):
         self._text_info: Mapping[str, Any] = {}
         self._terminal = False
         self._quick_result: ActResult | None = None
+        self._peek: tuple[ActResult, dict[str, float]] | None = None  # DEEPTHINK's answer, looked at first
         self._pending = {"quick": zero_usage(), "deepthink": zero_usage()}
         self.last_results: dict[str, ActResult | None] = {}
         self._needs_reset = True
@@ -142,8 +145,7 @@ class SwitchingEnv(gym.Env):
         """Start the next episode (seed = base_seed + episode index; `seed` rebases and restarts the count)."""
         super().reset(seed=seed)
         info = self.begin_episode(seed)
-        if self.needs_quick_first():
-            self.set_quick(self._call("quick", self.quick, self.quick_hidden))
+        self._read_first()
         return self.encode(), info
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -151,8 +153,7 @@ class SwitchingEnv(gym.Env):
         result, actor, fallback = self._act(decision)
         self.send(result)
         reward, terminated, truncated, info = self.finish(requested, blocked, result, actor, fallback)
-        if self.needs_quick_first():
-            self.set_quick(self._call("quick", self.quick, self.quick_hidden))
+        self._read_first()
         return self.encode(), reward, terminated, truncated, info
 
     def action_masks(self) -> np.ndarray:
@@ -198,10 +199,25 @@ class SwitchingEnv(gym.Env):
         return requested, requested, False
 
     def call_needed(self, decision: int) -> str | None:
-        """Which model must run for `decision`: "deepthink", "quick", or None (QUICK's answer is already in)."""
+        """Which model must run for `decision`: "deepthink", "quick", or None (its answer is already in)."""
         if decision == DEEPTHINK:
-            return "deepthink"
+            return None if self._peek is not None else "deepthink"
         return None if self._quick_result is not None else "quick"
+
+    def needs_deepthink_first(self) -> bool:
+        """Whether DEEPTHINK must be looked at on the current state before the decision (and has not been)."""
+        return self.deepthink_first and not self._terminal and self._peek is None and bool(
+            self._text_info.get("admissible_actions"))
+
+    def set_deepthink_peek(self, result: ActResult, usage: Mapping[str, float]) -> None:
+        """DEEPTHINK's answer on the current state, looked at first; `usage` is charged only if it acts."""
+        self._peek = (result, {k: float(usage.get(k, 0)) for k in USAGE_FIELDS})
+
+    def take_peek(self) -> ActResult:
+        """DEEPTHINK acts with the answer it gave when looked at: now its call is charged to this step."""
+        result, usage = self._peek
+        self.charge("deepthink", usage)
+        return result
 
     def needs_quick_first(self) -> bool:
         """Whether QUICK must read the current state before the decision (and has not yet)."""
@@ -325,6 +341,7 @@ class SwitchingEnv(gym.Env):
             action_mask=self.action_masks(),
             rng=np.random.default_rng([ep.seed, ep.t, 7]),
             quick=self._quick_result,
+            deepthink=self._peek[0] if self._peek is not None else None,
             budget_remaining=self.budget_remaining(),
             episode_step=ep.t,
             recent=ep.recent.__dict__,
@@ -384,8 +401,7 @@ class SwitchingEnv(gym.Env):
         self._ep = ep
         self._needs_reset = False
         self._set_current(obs, info, terminal=False)
-        if self.needs_quick_first():  # QUICK's answer is part of the observation; the meters are restored after
-            self.set_quick(self._call("quick", self.quick, self.quick_hidden))
+        self._read_first()  # QUICK's answer is part of the observation; the meters are restored after
         self.encode()
         self._pending = {k: dict(v) for k, v in state["pending"].items()}
 
@@ -393,6 +409,20 @@ class SwitchingEnv(gym.Env):
     def _seed_policy(self, policy: LMPolicy, who: str) -> None:
         if self.reseed_policies:
             policy.seed(self.policy_seed(who))
+
+    def _read_first(self) -> None:
+        """Run what the decision reads first on a fresh state: QUICK (charged), DEEPTHINK (held as a peek)."""
+        if self.needs_quick_first():
+            self.set_quick(self._call("quick", self.quick, self.quick_hidden))
+        if self.needs_deepthink_first():
+            self._seed_policy(self.deepthink, "deepthink")
+            before = usage_dict(self.deepthink.meter.total())
+            try:
+                result = self.deepthink.act_one(self._state)
+            except PolicyError:  # no peek: if DEEPTHINK is asked to act, it is called (and fails) as usual
+                return
+            after = usage_dict(self.deepthink.meter.total())
+            self.set_deepthink_peek(result, {k: after[k] - v for k, v in before.items()})
 
     def _call(self, who: str, policy: LMPolicy, hidden: bool) -> ActResult:
         """One metered call on the current state; its usage (spent even if it fails) goes to this step."""
@@ -416,6 +446,8 @@ class SwitchingEnv(gym.Env):
 
     def _act(self, decision: int) -> tuple[ActResult, str, bool]:
         fallback = False
+        if decision == DEEPTHINK and self._peek is not None:
+            return self.take_peek(), "deepthink", False
         if decision == DEEPTHINK:
             try:
                 return self._call("deepthink", self.deepthink, False), "deepthink", False
@@ -431,6 +463,7 @@ class SwitchingEnv(gym.Env):
         self._state = TextState.from_env(obs, info, history=self.history.steps, env=self.text_env,
                                          step=self.history.t)
         self._quick_result = None
+        self._peek = None
 
     def _update_recent(self, prev_obs: str, action: str, obs: str, env_reward: float, paid: bool) -> None:
         r = self._ep.recent

@@ -87,7 +87,12 @@ class SwitchingVecEnv(VecEnv):
         results: list[ActResult | None] = [None] * n
         actor = ["quick"] * n
         fallback = [False] * n
-        asked = [i for i in live if requests[i][1] == DEEPTHINK]
+        asked = []
+        for i in live:
+            if requests[i][1] == DEEPTHINK and self.envs[i].call_needed(DEEPTHINK) is None:
+                results[i], actor[i] = self.envs[i].take_peek(), "deepthink"  # looked at first (the oracle)
+            elif requests[i][1] == DEEPTHINK:
+                asked.append(i)
         for i, out in self._call("deepthink", asked, hidden=False).items():
             if isinstance(out, PolicyError):
                 self.envs[i].note_fallback(out)  # raises unless the env falls back to QUICK
@@ -178,11 +183,24 @@ class SwitchingVecEnv(VecEnv):
 
     # ---------------------------------------------------------------- internals
     def _quick_first(self, indices: Iterable[int]) -> None:
+        """What the decisions read first, batched: QUICK's answers (charged), DEEPTHINK's (held as peeks)."""
+        indices = list(indices)
         todo = [i for i in indices if self.envs[i].needs_quick_first()]
         for i, out in self._call("quick", todo, hidden=self.envs[0].quick_hidden).items():
             if isinstance(out, Exception):
                 raise out
             self.envs[i].set_quick(out)
+        peek = [i for i in indices if self.envs[i].needs_deepthink_first()]
+        if peek:
+            envs = [self.envs[i] for i in peek]
+            if envs[0].reseed_policies:
+                self.deepthink.seed([e.policy_seed("deepthink") for e in envs])
+            try:
+                results = self.deepthink.act([e.state for e in envs])
+            except PolicyError:  # no peeks: a DEEPTHINK asked to act is called (and fails) as usual
+                return
+            for e, r in zip(envs, results, strict=True):
+                e.set_deepthink_peek(r, usage_dict(r.usage))
 
     def _call(self, who: str, indices: Sequence[int], hidden: bool) -> dict[int, ActResult | Exception]:
         """One batched call of `who` on the current states of `indices`; each env is charged its share.
