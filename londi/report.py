@@ -10,7 +10,8 @@ into a mean and a 95% interval (see `interval`). Outputs, in `out` (default `<di
 - `summary.csv` (the same, machine-readable) and `runs.csv` (one row per run folder, with its status);
 - `pareto.png`: success (or, with `metric=return`, the mean return) vs DEEPTHINK compute per episode, one
   point per switcher/budget/cost, with the Pareto front (the points no other point beats on both);
-- `compute_curve.png`: cumulative compute (FLOPs, and device seconds) against env steps per switcher;
+- `compute_curve.png`: cumulative DEEPTHINK FLOPs and device seconds (the GPU-usage view), and both models'
+  together, against env steps per switcher;
 - `budget.png`: success (or return) against the budget for budgeted switchers, when there are several.
 
 Which runs count: finished ones. A run that stopped early (killed, failed, still running) would average its
@@ -541,27 +542,33 @@ def _style(plt: Any, i: int) -> tuple[Any, str]:
     return plt.get_cmap("tab20")(i % 20), "osD^v<>ph*"[i // 20 % 10]
 
 
+CURVE_COLUMNS = {  # compute_curves column -> (metrics.csv column, axis label)
+    "deepthink_flops": ("compute/deepthink_flops", "cumulative DEEPTHINK FLOPs"),
+    "deepthink_seconds": ("compute/deepthink_seconds", "cumulative DEEPTHINK device seconds"),
+    "flops": ("compute/total_flops", "cumulative FLOPs (QUICK + DEEPTHINK)"),
+    "seconds": ("compute/gpu_seconds", "cumulative device seconds (QUICK + DEEPTHINK)"),
+}
+
+
 def compute_curves(runs: Sequence[RunRecord]) -> pd.DataFrame:
-    """Cumulative compute vs env steps per run (from metrics.csv, else the cumsum of training episodes)."""
+    """Cumulative compute vs training env steps per run: DEEPTHINK's FLOPs and device seconds (the GPU-usage
+    view) and both models' together. From metrics.csv, else the cumsum of training episodes (which have no
+    DEEPTHINK seconds)."""
     rows = []
     for r in runs:
         m = r.metrics
         if m is not None and "compute/total_flops" in m.columns and "global_step" in m.columns:
-            d = m[["global_step", "compute/total_flops"]].dropna()
-            secs = (
-                m["compute/gpu_seconds"]
-                if "compute/gpu_seconds" in m.columns
-                else pd.Series(np.nan, index=m.index)
-            )
-            d = d.assign(seconds=secs.loc[d.index]).rename(
-                columns={"global_step": "env_steps", "compute/total_flops": "flops"}
-            )
+            d = m[["global_step"]].loc[m["compute/total_flops"].notna()].rename(columns={"global_step": "env_steps"})
+            for col, (src, _) in CURVE_COLUMNS.items():
+                d[col] = m[src].loc[d.index] if src in m.columns else np.nan
         else:
             ep = r.episodes
             ep = ep[ep["phase"] == "train"] if "phase" in ep.columns else ep
             d = pd.DataFrame(
                 {
                     "env_steps": ep[_step_column(ep)],
+                    "deepthink_flops": ep["deepthink_flops"].cumsum() if "deepthink_flops" in ep.columns else np.nan,
+                    "deepthink_seconds": np.nan,
                     "flops": ep["total_flops"].cumsum(),
                     "seconds": ep["device_seconds"].cumsum() if "device_seconds" in ep.columns else np.nan,
                 }
@@ -572,17 +579,21 @@ def compute_curves(runs: Sequence[RunRecord]) -> pd.DataFrame:
 
 
 def plot_compute_curves(curves: pd.DataFrame, path: Path, seconds_note: str = "") -> Path:
-    """Cumulative FLOPs (left) and device seconds (right) against env steps, mean over seeds per switcher."""
+    """Cumulative DEEPTHINK FLOPs and device seconds (top) and both models' (bottom) against env steps, mean
+    over seeds per switcher."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
+    fig, grid_axes = plt.subplots(2, 2, figsize=(14, 9))
+    axes = dict(zip(CURVE_COLUMNS, grid_axes.ravel(), strict=True))
     for k, ((env, label), g) in enumerate(curves.groupby(["env", "label"], sort=True)):
         color, _ = _style(plt, k)
         grid = np.sort(g["env_steps"].unique())
-        for ax, col in zip(axes, ("flops", "seconds"), strict=True):
+        for col, ax in axes.items():
+            if col not in g.columns:
+                continue
             per_seed = []
             for _, s in g.groupby("seed", dropna=False):
                 s = s.sort_values("env_steps")
@@ -593,14 +604,15 @@ def plot_compute_curves(curves: pd.DataFrame, path: Path, seconds_note: str = ""
                 n = (~np.isnan(arr)).sum(axis=0)
                 mean = np.where(n > 0, np.nansum(arr, axis=0) / np.maximum(n, 1), np.nan)
                 name = label if curves["env"].nunique() == 1 else f"{env} {label}"
-                ax.plot(grid, mean, label=name, color=color, ls=("-", "--", ":")[k // 20 % 3])
-    axes[0].set_ylabel("cumulative FLOPs (QUICK + DEEPTHINK)")
-    axes[1].set_ylabel("cumulative device seconds (QUICK + DEEPTHINK)")
-    for ax in axes:
+                ax.plot(grid, mean, label=name if col == "deepthink_seconds" else None, color=color,
+                        ls=("-", "--", ":")[k // 20 % 3])
+    for col, ax in axes.items():
+        ax.set_ylabel(CURVE_COLUMNS[col][1])
         ax.set_xlabel("env steps (training)")
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle("Compute used against env steps, per switcher (mean over seeds)")
+    axes["deepthink_seconds"].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle("Compute used against env steps, per switcher (mean over seeds): DEEPTHINK alone (top), "
+                 "QUICK + DEEPTHINK (bottom)")
     if seconds_note:
         _caption(fig, seconds_note)
     else:

@@ -68,7 +68,8 @@ def _write_run(path, switcher, budget, seed, success_p, calls, rng, status="fini
     steps = np.arange(0, 201, 50)
     per_step = (calls * DEEP_FLOPS + (20 - calls) * QUICK_FLOPS) / 20
     pd.DataFrame(
-        {"global_step": steps, "compute/total_flops": steps * per_step, "compute/gpu_seconds": steps * 1e-3}
+        {"global_step": steps, "compute/total_flops": steps * per_step, "compute/gpu_seconds": steps * 1e-3,
+         "compute/deepthink_flops": steps * calls * DEEP_FLOPS / 20, "compute/deepthink_seconds": steps * calls * 1e-4}
     ).to_csv(path / "metrics.csv", index=False)
 
 
@@ -118,6 +119,16 @@ def test_report_aggregates_seeds_and_writes_figures(sweep_dir):
     assert "| londi_b | 4 |" in table.replace("babyai_text/goto_local | ", "")
     for key in ("pareto", "compute_curve", "budget"):
         assert paths[key].exists() and paths[key].stat().st_size > 5_000, key
+
+
+def test_compute_curves_give_deepthink_usage_apart_from_the_total(sweep_dir):
+    runs = [report.load_run(p) for p in report.find_runs(sweep_dir)]
+    curves = report.compute_curves(runs)
+    last = curves[curves["env_steps"] == 200].groupby("label")[["deepthink_flops", "deepthink_seconds", "flops"]].mean()
+    assert last.loc["always_quick", "deepthink_flops"] == 0 and last.loc["always_quick", "flops"] > 0
+    assert last.loc["always_deepthink", "deepthink_flops"] == pytest.approx(200 * DEEP_FLOPS)
+    assert last.loc["always_deepthink", "deepthink_seconds"] == pytest.approx(200 * 20 * 1e-4)
+    assert (last["deepthink_flops"] <= last["flops"]).all()
 
 
 def test_report_figures_can_plot_return_instead_of_success(sweep_dir, tmp_path, capsys):
