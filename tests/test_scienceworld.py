@@ -120,7 +120,7 @@ def test_observation_info_and_actions(env):
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs) and "Your task is to" in obs and "In your inventory" in obs
     assert info["family"] == "scienceworld" and info["mission"] == info["task"] != ""
-    assert info["action_mask"].sum() == len(info["admissible_actions"]) and info["jvm_restarts"] == 0
+    assert info["action_mask"].sum() == len(info["admissible_actions"]) and info["jvm_restarts"] == info["env_restarts"] == 0
     assert env.unwrapped.action_masks().dtype == bool
     # an index past the list and a string ScienceWorld does not know: reported, not raised
     _, r, term, trunc, info = env.step(env.action_space.n - 1)

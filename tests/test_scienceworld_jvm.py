@@ -32,7 +32,7 @@ def test_dead_jvm_is_restarted_and_episode_reported_failed():
         jvm._proc.wait(timeout=5)
         _, reward, term, trunc, info = env.step("look around")
         assert (reward, term, trunc, info["jvm_restarted"], info["success"]) == (0.0, False, True, True, False)
-        assert info["jvm_restarts"] == 1
+        assert info["jvm_restarts"] == info["env_restarts"] == 1
         assert "died" in info["error"] and jvm.alive() and jvm.pid != old
         with pytest.raises(gym.error.ResetNeeded):
             env.step("look around")

@@ -185,13 +185,13 @@ def test_gymnasium_check_env(monkeypatch, quick_first):
 
 
 def test_backend_restarts_reach_the_episode_row():
-    """A text env whose backend restarted (ScienceWorld's JVM: info['jvm_restarts']) says so in episodes.csv."""
+    """A text env whose backend restarted (info["env_restarts"], e.g. ScienceWorld's JVM) says so in episodes.csv."""
     from londi.metrics import episode_row
 
     class Restarting(CorridorTextEnv):
         def step(self, action):
             obs, r, term, trunc, info = super().step(action)
-            return obs, r, term, trunc, {**info, "jvm_restarts": 2}
+            return obs, r, term, trunc, {**info, "env_restarts": 2}
 
     env = SwitchingEnv(Restarting(length=3, max_steps=10), random_policy("q"), expert("d"), encoder=hashed(32))
     env.reset(seed=0)

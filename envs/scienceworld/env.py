@@ -18,7 +18,8 @@ final score minus its reset score.
 
 JVM deaths: the JVM is restarted and the env says so: `info["jvm_restarted"]` on the reset or step where it
 happened, and `info["jvm_restarts"]` counts the restarts of the current episode (a reset that restarted
-it retries the same variation; a step that did ends the episode as truncated).
+it retries the same variation; a step that did ends the episode as truncated); `info["env_restarts"]`, the
+same count under the key every env family uses, is what episodes.csv records.
 
 Valid actions are queried at every state, as the package's `step` does, and never cached. No cheap key
 names a state: the look and inventory texts miss what changes the valid actions (an opened drawer inside a
@@ -475,5 +476,6 @@ class ScienceWorldTextEnv(gym.Env):
             "ambiguous": self._ambiguous,
             "jvm_restarted": False,
             "jvm_restarts": self._jvm_restarts,
+            "env_restarts": self._jvm_restarts,
             "elapsed_steps": self._elapsed,
         }

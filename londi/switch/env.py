@@ -298,7 +298,7 @@ class SwitchingEnv(gym.Env):
         if done:
             self._needs_reset = True
             sw["episode"] = self.episode_summary(success=bool(info.get("success", False)),
-                                                  env_restarts=int(info.get("jvm_restarts", 0)))
+                                                  env_restarts=int(info.get("env_restarts", 0)))
             self._warn_fallbacks()
             if self.on_episode_end is not None:
                 self.on_episode_end(ep.used, sw["episode"])
