@@ -5,7 +5,9 @@
 #      BUDGETS (LONDI-B budgets, 1,2,4,8), QUICK_PATH (QUICK's model dir; default: babyai_quick_goto, the QUICK
 #      these tables were made with; londi-assets:models/babyai_quick for today's default QUICK),
 #      DEEPTHINK (model@deepthink: expert, the simulated reference, or distilled, the shipped LM), N_ENVS (1),
-#      LAG_TARGETS (Lagrangian targets, 2), TAG (run folders under multirun/results<TAG>/, report under results/babyai_<level><TAG>; default empty).
+#      LAG_TARGETS (Lagrangian targets, 2), ONLY (the groups to run, default all:
+#      fixed,londi,londi_b,lagrangian,cascade,random; the report covers whatever is in the folder),
+#      TAG (run folders under multirun/results<TAG>/, report under results/babyai_<level><TAG>; default empty).
 # Run folders go to multirun/results/<level>/ (not committed: checkpoints); the report's table and figures
 # go to results/babyai_<level>/ (committed). ~35 min for goto_local on 2 cores.
 set -euo pipefail
@@ -18,6 +20,8 @@ JOBS=${JOBS:-2}
 COSTS=${COSTS:-0.05,0.1,0.2}
 BUDGETS=${BUDGETS:-1,2,4,8}
 LAG_TARGETS=${LAG_TARGETS:-2}
+ONLY=${ONLY:-fixed,londi,londi_b,lagrangian,cascade,random}
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
 DEEPTHINK=${DEEPTHINK:-expert}
 N_ENVS=${N_ENVS:-1}
 TAG=${TAG:-}
@@ -31,18 +35,21 @@ LEARNED=(total_steps=$STEPS eval_every=$((STEPS / 4)) checkpoint_every=$STEPS)
 export OMP_NUM_THREADS=1
 
 # Fixed switchers: nothing to learn, so a short "training" phase and the same seeded final evaluation.
+if want fixed; then
 $TRAIN -m "${COMMON[@]}" switcher=always_quick,always_deepthink,heuristic,oracle total_steps=200 \
     eval_every=200 checkpoint_every=200 hydra.sweep.dir=$ROOT/fixed
-if [ "$DEEPTHINK" != expert ]; then  # an imperfect DEEPTHINK: the oracle that calls it only where it is right
+fi
+if want fixed && [ "$DEEPTHINK" != expert ]; then  # an imperfect DEEPTHINK: the oracle that calls it only where it is right
   $TRAIN -m "${COMMON[@]}" switcher=oracle switcher.rule=deepthink_right total_steps=200 eval_every=200 \
       checkpoint_every=200 hydra.sweep.dir=$ROOT/oracle_deepthink_right
 fi
 # LONDI (a few costs), LONDI-B (budgets), Lagrangian, the online-cascade router.
-$TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi switcher.cost=$COSTS hydra.sweep.dir=$ROOT/londi
-$TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi_b switcher.budget=$BUDGETS hydra.sweep.dir=$ROOT/londi_b
-$TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=lagrangian switcher.target_calls=$LAG_TARGETS hydra.sweep.dir=$ROOT/lagrangian
-$TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=cascade hydra.sweep.dir=$ROOT/cascade
+want londi && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi switcher.cost=$COSTS hydra.sweep.dir=$ROOT/londi
+want londi_b && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi_b switcher.budget=$BUDGETS hydra.sweep.dir=$ROOT/londi_b
+want lagrangian && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=lagrangian switcher.target_calls=$LAG_TARGETS hydra.sweep.dir=$ROOT/lagrangian
+want cascade && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=cascade hydra.sweep.dir=$ROOT/cascade
 # Random at the per-step DEEPTHINK rate LONDI (cost 0.1) ended with, read from its final evaluations.
+if want random; then
 P=$(.venv/bin/python - "$ROOT/londi" <<'PY'
 import sys, pathlib, pandas as pd
 from omegaconf import OmegaConf
@@ -57,4 +64,5 @@ PY
 )
 $TRAIN -m "${COMMON[@]}" switcher=random switcher.p=$P total_steps=200 eval_every=200 checkpoint_every=200 \
     hydra.sweep.dir=$ROOT/random
+fi
 .venv/bin/londi-report dir=$ROOT out=results/babyai_$LEVEL$TAG
