@@ -1,0 +1,103 @@
+"""The one-page summary across levels: per switcher family, the least DEEPTHINK compute that keeps at least
+`share` (95%) of always_deepthink's success, read from `londi-report`'s summary.csv files.
+
+A family (LONDI, LONDI-B, ...) has several settings (costs, budgets, targets); the cell shows the setting
+with the fewest DEEPTHINK FLOPs among those that qualify on the mean success, the DEEPTHINK FLOPs it saved
+against always_deepthink, and its success with the 95% interval over seeds. A family with no qualifying
+setting shows its best success instead, so a loss is stated, not hidden.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+FAMILIES = ("londi", "londi_b", "lagrangian", "cascade", "heuristic", "random", "oracle")
+TITLES = {"londi": "LONDI", "londi_b": "LONDI-B", "lagrangian": "Lagrangian", "cascade": "cascade",
+          "heuristic": "heuristic", "random": "random", "oracle": "oracle"}
+
+
+@dataclass
+class Cell:
+    """One family on one level: its chosen setting and whether it kept `share` of always_deepthink's success."""
+
+    label: str
+    success: float
+    success_ci: float
+    saved: float  # 1 - DEEPTHINK FLOPs / always_deepthink's
+    saved_ci: float
+    qualifies: bool
+
+    def text(self) -> str:
+        where = f", {self.label}" if self.label else ""
+        if self.qualifies:
+            return f"{self.saved:.0%} ± {self.saved_ci:.0%} ({self.success:.2f} ± {self.success_ci:.2f}{where})"
+        return f"no: best {self.success:.2f} ± {self.success_ci:.2f}{where}"
+
+
+def _label(r: pd.Series) -> str:
+    """The setting that tells a family's rows apart: budget, else cost, else the `setting` column."""
+    if pd.notna(r.get("budget")):
+        return f"b{float(r['budget']):g}"
+    if pd.notna(r.get("cost")):
+        return f"c{float(r['cost']):g}"
+    return r["setting"] if isinstance(r.get("setting"), str) else ""
+
+
+def family_cells(summary: pd.DataFrame, share: float = 0.95) -> tuple[pd.Series, dict[str, Cell]]:
+    """(always_deepthink's row, {family: Cell}) for one level's summary.csv."""
+    base_rows = summary[summary["switcher"] == "always_deepthink"]
+    if base_rows.empty:
+        raise ValueError(f"no always_deepthink row in the summary of {sorted(set(summary['env']))}: the savings "
+                         "are measured against it; run it (scripts/results_babyai.sh does)")
+    base = base_rows.iloc[0]
+    target = share * float(base["success"])
+    flops = float(base["deepthink_flops"])
+    cells: dict[str, Cell] = {}
+    for fam in FAMILIES:
+        rows = summary[summary["switcher"] == fam]
+        if rows.empty:
+            continue
+        ok = rows[rows["success"] >= target]
+        r = ok.sort_values("deepthink_flops").iloc[0] if not ok.empty else rows.sort_values("success").iloc[-1]
+        ci = r.get("deepthink_flops_ci95", math.nan)
+        cells[fam] = Cell(
+            label=_label(r), success=float(r["success"]), success_ci=float(r.get("success_ci95", math.nan)),
+            saved=1.0 - float(r["deepthink_flops"]) / flops if flops > 0 else math.nan,
+            saved_ci=float(ci) / flops if flops > 0 else math.nan, qualifies=not ok.empty)
+    return base, cells
+
+
+def headline_table(dirs: Iterable[str | Path], share: float = 0.95, families: Sequence[str] = FAMILIES) -> str:
+    """A markdown table, one row per report folder (level), one column per switcher family: the DEEPTHINK
+    FLOPs saved against always_deepthink at >= `share` of its success (success and setting in brackets), or
+    "no" and the family's best success."""
+    head = ["level", "always_deepthink success", *(TITLES[f] for f in families)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for d in dirs:
+        path = Path(d) / "summary.csv"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: make it with londi-report dir=<runs> out={d}")
+        base, cells = family_cells(pd.read_csv(path), share)
+        row = [Path(d).name, f"{base['success']:.2f} ± {base.get('success_ci95', math.nan):.2f}"]
+        row += [cells[f].text() if f in cells else "not run" for f in families]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("dirs", nargs="+", help="londi-report output folders (each holding summary.csv)")
+    p.add_argument("--share", type=float, default=0.95, help="share of always_deepthink's success to keep")
+    args = p.parse_args(argv)
+    print(headline_table(args.dirs, args.share), end="")
+
+
+if __name__ == "__main__":
+    main()

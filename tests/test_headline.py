@@ -1,0 +1,46 @@
+"""The one-page summary: per family, the least DEEPTHINK compute at >= 95% of always_deepthink's success."""
+
+import pandas as pd
+import pytest
+
+from londi.headline import family_cells, headline_table
+
+ROWS = [  # switcher, budget, cost, setting, success, deepthink_flops
+    ("always_deepthink", None, None, None, 1.00, 100.0),
+    ("always_quick", None, None, None, 0.20, 0.0),
+    ("londi", None, 0.05, None, 0.99, 60.0),
+    ("londi", None, 0.2, None, 0.96, 40.0),   # qualifies (>= 0.95) and is cheaper: chosen
+    ("londi", None, 0.5, None, 0.90, 10.0),   # cheapest, but below 95%
+    ("londi_b", 2, 0.0, None, 0.60, 30.0),
+    ("londi_b", 8, 0.0, None, 0.91, 70.0),    # none qualifies: the best success is shown
+]
+
+
+def _summary(rows=ROWS) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["switcher", "budget", "cost", "setting", "success", "deepthink_flops"])
+    return df.assign(env="babyai_text/goto_local", success_ci95=0.01, deepthink_flops_ci95=5.0)
+
+
+def test_each_family_gets_its_cheapest_setting_that_keeps_95_percent_of_the_success():
+    base, cells = family_cells(_summary())
+    assert base["success"] == 1.0
+    assert cells["londi"].qualifies and cells["londi"].label == "c0.2"
+    assert cells["londi"].saved == pytest.approx(0.6) and cells["londi"].saved_ci == pytest.approx(0.05)
+    assert not cells["londi_b"].qualifies and cells["londi_b"].label == "b8" and cells["londi_b"].success == 0.91
+    assert "lagrangian" not in cells and "always_quick" not in cells
+    assert family_cells(_summary(), share=0.9)[1]["londi"].label == "c0.5"  # a looser share admits the cheapest
+
+
+def test_table_has_a_row_per_level_and_says_what_was_not_run(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        _summary().to_csv(tmp_path / name / "summary.csv", index=False)
+    table = headline_table([tmp_path / "a", tmp_path / "b"])
+    lines = table.strip().splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| a | 1.00 ± 0.01 | 60% ± 5% (0.96 ± 0.01, c0.2) | no: best 0.91")
+    assert "not run" in lines[3]
+    with pytest.raises(FileNotFoundError, match="londi-report"):
+        headline_table([tmp_path / "missing"])
+    _summary(ROWS[1:]).to_csv(tmp_path / "a" / "summary.csv", index=False)
+    with pytest.raises(ValueError, match="no always_deepthink row"):
+        headline_table([tmp_path / "a"])
