@@ -7,6 +7,7 @@
 #      DEEPTHINK (model@deepthink: expert, the simulated reference, or distilled, the shipped LM), N_ENVS (1),
 #      LAG_TARGETS (Lagrangian targets, 2), ONLY (the groups to run, default all:
 #      fixed,londi,londi_b,lagrangian,cascade,random; the report covers whatever is in the folder),
+#      RANDOM_AT_COST (random runs at the per-step DEEPTHINK rate LONDI at this cost ended with, 0.1),
 #      TAG (run folders under multirun/results<TAG>/, report under results/babyai_<level><TAG>; default empty).
 # Run folders go to multirun/results/<level>/ (not committed: checkpoints); the report's table and figures
 # go to results/babyai_<level>/ (committed). ~35 min for goto_local on 2 cores.
@@ -20,6 +21,7 @@ JOBS=${JOBS:-2}
 COSTS=${COSTS:-0.05,0.1,0.2}
 BUDGETS=${BUDGETS:-1,2,4,8}
 LAG_TARGETS=${LAG_TARGETS:-2}
+RANDOM_AT_COST=${RANDOM_AT_COST:-0.1}
 ONLY=${ONLY:-fixed,londi,londi_b,lagrangian,cascade,random}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 DEEPTHINK=${DEEPTHINK:-expert}
@@ -48,18 +50,20 @@ want londi && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi switcher.c
 want londi_b && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi_b switcher.budget=$BUDGETS hydra.sweep.dir=$ROOT/londi_b
 want lagrangian && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=lagrangian switcher.target_calls=$LAG_TARGETS hydra.sweep.dir=$ROOT/lagrangian
 want cascade && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=cascade hydra.sweep.dir=$ROOT/cascade
-# Random at the per-step DEEPTHINK rate LONDI (cost 0.1) ended with, read from its final evaluations.
+# Random at the per-step DEEPTHINK rate LONDI (cost RANDOM_AT_COST) ended with, read from its final evaluations.
 if want random; then
-P=$(.venv/bin/python - "$ROOT/londi" <<'PY'
+P=$(.venv/bin/python - "$ROOT/londi" "$RANDOM_AT_COST" <<'PY'
 import sys, pathlib, pandas as pd
 from omegaconf import OmegaConf
 calls = steps = 0
 for ep in pathlib.Path(sys.argv[1]).rglob("episodes.csv"):
-    if OmegaConf.load(ep.parent / "config.yaml").switcher.cost == 0.1:
+    if OmegaConf.load(ep.parent / "config.yaml").switcher.cost == float(sys.argv[2]):
         df = pd.read_csv(ep)
         ev = df[(df.phase == "eval") & (df.global_step == df.global_step.max())]
         calls, steps = calls + ev.deepthink_calls.sum(), steps + ev.env_steps.sum()
-print(round(calls / max(1, steps), 3))
+if not steps:
+    sys.exit(f"no LONDI run at cost {sys.argv[2]} under {sys.argv[1]}: set RANDOM_AT_COST to one of COSTS")
+print(round(calls / steps, 3))
 PY
 )
 $TRAIN -m "${COMMON[@]}" switcher=random switcher.p=$P total_steps=200 eval_every=200 checkpoint_every=200 \
