@@ -3,7 +3,7 @@
 
 A family (LONDI, LONDI-B, ...) has several settings (costs, budgets, targets); the cell shows the setting
 with the fewest DEEPTHINK FLOPs among those that qualify on the mean success, the DEEPTHINK FLOPs it saved
-against always_deepthink, and its success with the 95% interval over seeds. A family with no qualifying
+against always_deepthink, and its success, each with the 95% interval over seeds. A family with no qualifying
 setting shows its best success instead, so a loss is stated, not hidden.
 """
 
@@ -26,17 +26,38 @@ class Cell:
     """One family on one level: its chosen setting and whether it kept `share` of always_deepthink's success."""
 
     label: str
-    success: float
-    success_ci: float
-    saved: float  # 1 - DEEPTHINK FLOPs / always_deepthink's
-    saved_ci: float
+    success: tuple[float, float, float]  # mean, 95% interval over seeds
+    saved: tuple[float, float, float]  # 1 - DEEPTHINK FLOPs / always_deepthink's, and its interval
     qualifies: bool
 
     def text(self) -> str:
         where = f", {self.label}" if self.label else ""
         if self.qualifies:
-            return f"{self.saved:.0%} ± {self.saved_ci:.0%} ({self.success:.2f} ± {self.success_ci:.2f}{where})"
-        return f"no: best {self.success:.2f} ± {self.success_ci:.2f}{where}"
+            return f"{_pct(self.saved)} ({_num(self.success)}{where})"
+        return f"no: best {_num(self.success)}{where}"
+
+
+def _num(v: tuple[float, float, float]) -> str:
+    m, lo, hi = v
+    return f"{m:.2f}" if math.isnan(lo) else f"{m:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def _pct(v: tuple[float, float, float]) -> str:
+    m, lo, hi = v
+    return f"{m:.0%}" if math.isnan(lo) else f"{m:.0%} [{lo:.0%}, {hi:.0%}]"
+
+
+def interval(r: pd.Series, name: str) -> tuple[float, float, float]:
+    """(mean, lo, hi) of a summary.csv quantity: its `_lo`/`_hi` columns (londi-report today), else mean ± the
+    `_ci95` half-width of older summaries; NaN bounds where neither is there (one seed)."""
+    m = float(r[name])
+    if pd.notna(r.get(f"{name}_lo")) and pd.notna(r.get(f"{name}_hi")):
+        return m, float(r[f"{name}_lo"]), float(r[f"{name}_hi"])
+    half = float(r.get(f"{name}_ci95", math.nan))
+    lo, hi = m - half, m + half
+    if name == "success":  # older summaries did not clip the interval to the range
+        lo, hi = max(0.0, lo), min(1.0, hi)
+    return m, lo, hi
 
 
 def _label(r: pd.Series) -> str:
@@ -64,11 +85,9 @@ def family_cells(summary: pd.DataFrame, share: float = 0.95) -> tuple[pd.Series,
             continue
         ok = rows[rows["success"] >= target]
         r = ok.sort_values("deepthink_flops").iloc[0] if not ok.empty else rows.sort_values("success").iloc[-1]
-        ci = r.get("deepthink_flops_ci95", math.nan)
-        cells[fam] = Cell(
-            label=_label(r), success=float(r["success"]), success_ci=float(r.get("success_ci95", math.nan)),
-            saved=1.0 - float(r["deepthink_flops"]) / flops if flops > 0 else math.nan,
-            saved_ci=float(ci) / flops if flops > 0 else math.nan, qualifies=not ok.empty)
+        f, f_lo, f_hi = interval(r, "deepthink_flops")
+        saved = (1.0 - f / flops, 1.0 - f_hi / flops, 1.0 - f_lo / flops) if flops > 0 else (math.nan,) * 3
+        cells[fam] = Cell(label=_label(r), success=interval(r, "success"), saved=saved, qualifies=not ok.empty)
     return base, cells
 
 
@@ -83,7 +102,7 @@ def headline_table(dirs: Iterable[str | Path], share: float = 0.95, families: Se
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: make it with londi-report dir=<runs> out={d}")
         base, cells = family_cells(pd.read_csv(path), share)
-        row = [Path(d).name, f"{base['success']:.2f} ± {base.get('success_ci95', math.nan):.2f}"]
+        row = [Path(d).name, _num(interval(base, "success"))]
         row += [cells[f].text() if f in cells else "not run" for f in families]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

@@ -25,10 +25,16 @@ def test_each_family_gets_its_cheapest_setting_that_keeps_95_percent_of_the_succ
     base, cells = family_cells(_summary())
     assert base["success"] == 1.0
     assert cells["londi"].qualifies and cells["londi"].label == "c0.2"
-    assert cells["londi"].saved == pytest.approx(0.6) and cells["londi"].saved_ci == pytest.approx(0.05)
-    assert not cells["londi_b"].qualifies and cells["londi_b"].label == "b8" and cells["londi_b"].success == 0.91
+    assert cells["londi"].saved == pytest.approx((0.6, 0.55, 0.65))  # the FLOPs interval, as a share saved
+    assert not cells["londi_b"].qualifies and cells["londi_b"].label == "b8" and cells["londi_b"].success[0] == 0.91
     assert "lagrangian" not in cells and "always_quick" not in cells
     assert family_cells(_summary(), share=0.9)[1]["londi"].label == "c0.5"  # a looser share admits the cheapest
+
+
+def test_today_s_lo_hi_columns_are_read_as_they_are():
+    df = _summary().assign(success_lo=0.5, success_hi=1.0, deepthink_flops_lo=30.0, deepthink_flops_hi=50.0)
+    _, cells = family_cells(df)
+    assert cells["londi"].success == (0.96, 0.5, 1.0) and cells["londi"].saved == pytest.approx((0.6, 0.5, 0.7))
 
 
 def test_table_has_a_row_per_level_and_says_what_was_not_run(tmp_path):
@@ -37,7 +43,8 @@ def test_table_has_a_row_per_level_and_says_what_was_not_run(tmp_path):
         _summary().to_csv(tmp_path / name / "summary.csv", index=False)
     table = headline_table([tmp_path / "a", tmp_path / "b"])
     lines = table.strip().splitlines()
-    assert len(lines) == 4 and lines[2].startswith("| a | 1.00 ± 0.01 | 60% ± 5% (0.96 ± 0.01, c0.2) | no: best 0.91")
+    assert len(lines) == 4
+    assert lines[2].startswith("| a | 1.00 [0.99, 1.01] | 60% [55%, 65%] (0.96 [0.95, 0.97], c0.2) | no: best 0.91")
     assert "not run" in lines[3]
     with pytest.raises(FileNotFoundError, match="londi-report"):
         headline_table([tmp_path / "missing"])
