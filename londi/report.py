@@ -12,6 +12,8 @@ into a mean and a 95% interval (see `interval`). Outputs, in `out` (default `<di
   point per switcher/budget/cost, with the Pareto front (the points no other point beats on both);
 - `compute_curve.png`: cumulative DEEPTHINK FLOPs and device seconds (the GPU-usage view), and both models'
   together, against env steps per switcher;
+- `learning_curve.png`: success and DEEPTHINK calls at each periodic evaluation against training env steps,
+  per switcher setting with more than one evaluation (has the curve gone flat?);
 - `budget.png`: success (or return) against the budget for budgeted switchers, when there are several.
 
 Which runs count: finished ones. A run that stopped early (killed, failed, still running) would average its
@@ -622,6 +624,54 @@ def plot_compute_curves(curves: pd.DataFrame, path: Path, seconds_note: str = ""
     return path
 
 
+def learning_curves(runs: Sequence[RunRecord]) -> pd.DataFrame:
+    """Per run with more than one periodic evaluation: success and DEEPTHINK calls per episode at each one,
+    against the training env steps it was made at (whether a learned switcher's curve has gone flat)."""
+    rows = []
+    for r in runs:
+        ep = r.episodes
+        if ep is None or ep.empty or "phase" not in ep.columns:
+            continue
+        ev = ep[ep["phase"] == "eval"]
+        if ev.empty:
+            continue
+        g = ev.groupby(_step_column(ev)).agg(success=("success", "mean"), deepthink_calls=("deepthink_calls", "mean"))
+        if len(g) < 2:
+            continue
+        rows.append(g.reset_index(names="env_steps").assign(env=r.env, label=r.label, seed=r.seed))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def plot_learning_curves(curves: pd.DataFrame, path: Path) -> Path:
+    """Success (left) and DEEPTHINK calls per episode (right) at each periodic evaluation, mean over seeds
+    with the seeds' range shaded, per learned switcher setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.5))
+    for k, ((env, label), g) in enumerate(curves.groupby(["env", "label"], sort=True)):
+        color, marker = _style(plt, k)
+        by_step = g.groupby("env_steps")
+        for ax, col in zip(axes, ("success", "deepthink_calls"), strict=True):
+            name = label if curves["env"].nunique() == 1 else f"{env} {label}"
+            stats = by_step[col].agg(["mean", "min", "max"])
+            ax.plot(stats.index, stats["mean"], marker=marker, color=color, label=name if col == "success" else None)
+            ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.12)
+    axes[0].set_ylabel("success (periodic evaluation)")
+    axes[1].set_ylabel("DEEPTHINK calls per episode")
+    for ax in axes:
+        ax.set_xlabel("env steps (training)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, loc="best")
+    fig.suptitle("Learning curves: mean over seeds, shaded between the lowest and highest seed")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_budget(agg: pd.DataFrame, path: Path, metric: str = "success") -> Path | None:
     """`metric` against budget for switchers run at several budgets (None when there are none)."""
     b = agg[agg["budget"].notna()]
@@ -791,6 +841,11 @@ def make_report(root: str | Path, out: str | Path | None = None, source: str = "
             note = lines[0] if len(lines) == 1 else "Device seconds were measured in several ways (see report.md)."
             paths["compute_curve"] = plot_compute_curves(curves, out / "compute_curve.png", note)
             captions["compute_curve"] = f"Cumulative compute against training env steps, mean over seeds. {note}"
+        learning = learning_curves(tabled)
+        if not learning.empty:
+            paths["learning_curve"] = plot_learning_curves(learning, out / "learning_curve.png")
+            captions["learning_curve"] = ("Success and DEEPTHINK calls per episode at each periodic evaluation "
+                                          "during training, mean over seeds (shaded: the seeds' range).")
         budget = plot_budget(agg, out / "budget.png", metric)
         if budget is not None:
             paths["budget"] = budget

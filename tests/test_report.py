@@ -117,7 +117,7 @@ def test_report_aggregates_seeds_and_writes_figures(sweep_dir):
     assert one["success"] == pytest.approx(last["success"].mean())
     table = paths["table"].read_text()
     assert "| londi_b | 4 |" in table.replace("babyai_text/goto_local | ", "")
-    for key in ("pareto", "compute_curve", "budget"):
+    for key in ("pareto", "compute_curve", "budget", "learning_curve"):
         assert paths[key].exists() and paths[key].stat().st_size > 5_000, key
 
 
@@ -129,6 +129,17 @@ def test_compute_curves_give_deepthink_usage_apart_from_the_total(sweep_dir):
     assert last.loc["always_deepthink", "deepthink_flops"] == pytest.approx(200 * DEEP_FLOPS)
     assert last.loc["always_deepthink", "deepthink_seconds"] == pytest.approx(200 * 20 * 1e-4)
     assert (last["deepthink_flops"] <= last["flops"]).all()
+
+
+def test_learning_curves_follow_the_periodic_evaluations(sweep_dir):
+    runs = [report.load_run(p) for p in report.find_runs(sweep_dir)]
+    curves = report.learning_curves(runs)
+    one = runs[0]
+    ep = one.episodes[one.episodes["phase"] == "eval"]
+    mine = curves[(curves["label"] == one.label) & (curves["seed"] == one.seed)].set_index("env_steps")
+    assert list(mine.index) == [100, 200]  # one point per evaluation
+    assert mine.loc[100, "success"] == pytest.approx(ep[ep["env_steps"] == 100]["success"].mean())
+    assert mine.loc[200, "deepthink_calls"] == pytest.approx(ep[ep["env_steps"] == 200]["deepthink_calls"].mean())
 
 
 def test_report_figures_can_plot_return_instead_of_success(sweep_dir, tmp_path, capsys):
