@@ -27,7 +27,8 @@ def test_each_family_gets_its_cheapest_setting_that_keeps_95_percent_of_the_succ
     assert cells["londi"].qualifies and cells["londi"].label == "c0.2"
     assert cells["londi"].saved == pytest.approx((0.6, 0.55, 0.65))  # the FLOPs interval, as a share saved
     assert not cells["londi_b"].qualifies and cells["londi_b"].label == "b8" and cells["londi_b"].success[0] == 0.91
-    assert "lagrangian" not in cells and "always_quick" not in cells
+    assert "lagrangian" not in cells and "always_deepthink" not in cells
+    assert not cells["always_quick"].qualifies and cells["always_quick"].success[0] == 0.2  # the reference column
     assert family_cells(_summary(), share=0.9)[1]["londi"].label == "c0.5"  # a looser share admits the cheapest
 
 
@@ -44,7 +45,7 @@ def test_table_has_a_row_per_level_and_says_what_was_not_run(tmp_path):
     table = headline_table([tmp_path / "a", tmp_path / "b"])
     lines = table.strip().splitlines()
     assert len(lines) == 4
-    assert lines[2].startswith("| a | 1.00 [0.99, 1.01] | 60% [55%, 65%] (0.96 [0.95, 0.97], c0.2) | no: best 0.91")
+    assert lines[2].startswith("| a | 1.00 [0.99, 1.00] | no: best 0.20 [0.19, 0.21] | 60% [55%, 65%] (0.96 [0.95, 0.97], c0.2) | no: best 0.91")
     assert "not run" in lines[3]
     with pytest.raises(FileNotFoundError, match="londi-report"):
         headline_table([tmp_path / "missing"])
