@@ -71,7 +71,7 @@ def run_demo(cfg: DictConfig) -> dict[str, Path]:
     print(paths["table"].read_text())
     print(f"londi-demo: done in {time.perf_counter() - t0:.0f} s (training sweep {train_s:.0f} s)")
     print(f"  table:    {paths['table']}")
-    for key in ("pareto", "compute_curve", "budget"):
+    for key in ("pareto", "compute_curve", "learning_curve", "budget"):
         if key in paths:
             print(f"  figure:   {paths[key]}")
     print(
