@@ -594,8 +594,6 @@ def plot_compute_curves(curves: pd.DataFrame, path: Path, seconds_note: str = ""
         color, _ = _style(plt, k)
         grid = np.sort(g["env_steps"].unique())
         for col, ax in axes.items():
-            if col not in g.columns:
-                continue
             per_seed = []
             for _, s in g.groupby("seed", dropna=False):
                 s = s.sort_values("env_steps")
@@ -630,11 +628,9 @@ def learning_curves(runs: Sequence[RunRecord]) -> pd.DataFrame:
     rows = []
     for r in runs:
         ep = r.episodes
-        if ep is None or ep.empty or "phase" not in ep.columns:
+        if ep.empty or "phase" not in ep.columns:
             continue
         ev = ep[ep["phase"] == "eval"]
-        if ev.empty:
-            continue
         g = ev.groupby(_step_column(ev)).agg(success=("success", "mean"), deepthink_calls=("deepthink_calls", "mean"))
         if len(g) < 2:
             continue

@@ -38,12 +38,12 @@ export OMP_NUM_THREADS=1
 
 # Fixed switchers: nothing to learn, so a short "training" phase and the same seeded final evaluation.
 if want fixed; then
-$TRAIN -m "${COMMON[@]}" switcher=always_quick,always_deepthink,heuristic,oracle total_steps=200 \
-    eval_every=200 checkpoint_every=200 hydra.sweep.dir=$ROOT/fixed
-fi
-if want fixed && [ "$DEEPTHINK" != expert ]; then  # an imperfect DEEPTHINK: the oracle that calls it only where it is right
-  $TRAIN -m "${COMMON[@]}" switcher=oracle switcher.rule=deepthink_right total_steps=200 eval_every=200 \
-      checkpoint_every=200 hydra.sweep.dir=$ROOT/oracle_deepthink_right
+  $TRAIN -m "${COMMON[@]}" switcher=always_quick,always_deepthink,heuristic,oracle total_steps=200 \
+      eval_every=200 checkpoint_every=200 hydra.sweep.dir=$ROOT/fixed
+  if [ "$DEEPTHINK" != expert ]; then  # an imperfect DEEPTHINK: the oracle that calls it only where it is right
+    $TRAIN -m "${COMMON[@]}" switcher=oracle switcher.rule=deepthink_right total_steps=200 eval_every=200 \
+        checkpoint_every=200 hydra.sweep.dir=$ROOT/oracle_deepthink_right
+  fi
 fi
 # LONDI (a few costs), LONDI-B (budgets), Lagrangian, the online-cascade router.
 want londi && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi switcher.cost=$COSTS hydra.sweep.dir=$ROOT/londi

@@ -123,10 +123,8 @@ class Switcher:
 
         `train=False` is the evaluation env (e.g. LONDI-B evaluates at a fixed budget, not a random one).
         """
-        opts = {"needs_quick_output": self.needs_quick_output, "needs_quick_hidden": self.needs_quick_hidden}
-        if self.needs_deepthink_output:
-            opts["needs_deepthink_output"] = True
-        return opts
+        return {"needs_quick_output": self.needs_quick_output, "needs_quick_hidden": self.needs_quick_hidden,
+                "needs_deepthink_output": self.needs_deepthink_output}
 
     def setup(self, env: SwitchingEnv, seed: int, total_steps: int | None = None) -> None:  # noqa: B027
         """Build models from the env's spaces. Called once before `learn`/`load`; `total_steps` is the

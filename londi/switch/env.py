@@ -135,7 +135,7 @@ class SwitchingEnv(gym.Env):
         self._text_info: Mapping[str, Any] = {}
         self._terminal = False
         self._quick_result: ActResult | None = None
-        self._peek: tuple[ActResult, dict[str, float]] | None = None  # DEEPTHINK's answer, looked at first
+        self._peek: ActResult | None = None  # DEEPTHINK's answer, looked at first (its usage rides on it)
         self._pending = {"quick": zero_usage(), "deepthink": zero_usage()}
         self.last_results: dict[str, ActResult | None] = {}
         self._needs_reset = True
@@ -209,15 +209,14 @@ class SwitchingEnv(gym.Env):
         return self.deepthink_first and not self._terminal and self._peek is None and bool(
             self._text_info.get("admissible_actions"))
 
-    def set_deepthink_peek(self, result: ActResult, usage: Mapping[str, float]) -> None:
-        """DEEPTHINK's answer on the current state, looked at first; `usage` is charged only if it acts."""
-        self._peek = (result, {k: float(usage.get(k, 0)) for k in USAGE_FIELDS})
+    def set_deepthink_peek(self, result: ActResult) -> None:
+        """DEEPTHINK's answer on the current state, looked at first; its `usage` is charged only if it acts."""
+        self._peek = result
 
     def take_peek(self) -> ActResult:
         """DEEPTHINK acts with the answer it gave when looked at: now its call is charged to this step."""
-        result, usage = self._peek
-        self.charge("deepthink", usage)
-        return result
+        self.charge("deepthink", usage_dict(self._peek.usage))
+        return self._peek
 
     def needs_quick_first(self) -> bool:
         """Whether QUICK must read the current state before the decision (and has not yet)."""
@@ -341,7 +340,7 @@ class SwitchingEnv(gym.Env):
             action_mask=self.action_masks(),
             rng=np.random.default_rng([ep.seed, ep.t, 7]),
             quick=self._quick_result,
-            deepthink=self._peek[0] if self._peek is not None else None,
+            deepthink=self._peek,
             budget_remaining=self.budget_remaining(),
             episode_step=ep.t,
             recent=ep.recent.__dict__,
@@ -416,13 +415,10 @@ class SwitchingEnv(gym.Env):
             self.set_quick(self._call("quick", self.quick, self.quick_hidden))
         if self.needs_deepthink_first():
             self._seed_policy(self.deepthink, "deepthink")
-            before = usage_dict(self.deepthink.meter.total())
             try:
-                result = self.deepthink.act_one(self._state)
+                self.set_deepthink_peek(self.deepthink.act_one(self._state))
             except PolicyError:  # no peek: if DEEPTHINK is asked to act, it is called (and fails) as usual
-                return
-            after = usage_dict(self.deepthink.meter.total())
-            self.set_deepthink_peek(result, {k: after[k] - v for k, v in before.items()})
+                pass
 
     def _call(self, who: str, policy: LMPolicy, hidden: bool) -> ActResult:
         """One metered call on the current state; its usage (spent even if it fails) goes to this step."""

@@ -200,7 +200,7 @@ class SwitchingVecEnv(VecEnv):
             except PolicyError:  # no peeks: a DEEPTHINK asked to act is called (and fails) as usual
                 return
             for e, r in zip(envs, results, strict=True):
-                e.set_deepthink_peek(r, usage_dict(r.usage))
+                e.set_deepthink_peek(r)
 
     def _call(self, who: str, indices: Sequence[int], hidden: bool) -> dict[int, ActResult | Exception]:
         """One batched call of `who` on the current states of `indices`; each env is charged its share.
