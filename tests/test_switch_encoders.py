@@ -57,3 +57,18 @@ def test_goal_features_tell_where_the_goal_is_when_the_plain_bag_cannot():
     assert np.allclose(plain.encode(_state(left)), plain.encode(_state(right)))
     assert not np.allclose(goal.encode(_state(left)), goal.encode(_state(right)))
     assert goal.dim == 1024
+
+
+def test_encode_batch_gives_the_rows_of_encode_one_by_one():
+    kw = dict(quick_features=True, history_features=True, goal_features=True)
+    batched, single = hashed(256, **kw), hashed(256, **kw)
+    sure = ActResult(index=2, action="go forward", scores=np.log(np.array([0.05, 0.05, 0.9])))
+    states = [_state(), _state("You see a red ball 2 steps left", [Step("x", None, "turn left")]), _state(),
+              _state("You see a red ball 1 step forward")]
+    quicks = [sure, None, sure, sure]  # a repeated (state, proposal): one row hashed, used twice
+    rows = batched.encode_batch(states, quicks)
+    assert rows.shape == (4, batched.dim)
+    for row, s, q in zip(rows, states, quicks, strict=True):
+        np.testing.assert_array_equal(row, single.encode(s, q))
+    np.testing.assert_array_equal(batched.encode_batch(states[:1], quicks[:1])[0], rows[0])  # from the cache
+    assert not np.array_equal(rows[0], rows[1])

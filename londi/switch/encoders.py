@@ -11,6 +11,7 @@ Three kinds, swappable through the `encoder` config group:
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -34,6 +35,11 @@ class Encoder:
 
     def encode(self, state: TextState, quick: ActResult | None = None) -> np.ndarray:
         raise NotImplementedError
+
+    def encode_batch(self, states: Sequence[TextState], quicks: Sequence[ActResult | None]) -> np.ndarray:
+        """(N, dim) observations of many states at once (`SwitchingVecEnv` encodes a vector step in one call);
+        the same rows as `encode` one by one. Override where one call for many is cheaper."""
+        return np.stack([self.encode(s, q) for s, q in zip(states, quicks, strict=True)])
 
 
 class NullEncoder(Encoder):
@@ -98,16 +104,21 @@ class HashedNgramEncoder(Encoder):
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
 
-    def _hash(self, text: str) -> np.ndarray:
-        v = self._cache.get(text)
-        if v is None:
-            v = self._vec.transform([text]).toarray()[0].astype(np.float32)
-            self._cache[text] = v
-            if len(self._cache) > self._cache_size:
+    def _hash_many(self, texts: Sequence[str]) -> np.ndarray:
+        """Hashed rows of `texts`, one vectorizer call for all the uncached ones (its per-call overhead is
+        most of its cost on one short text)."""
+        rows: list[np.ndarray | None] = [self._cache.get(t) for t in texts]
+        missing = list(dict.fromkeys(t for t, r in zip(texts, rows, strict=True) if r is None))
+        if missing:
+            fresh = dict(zip(missing, self._vec.transform(missing).toarray().astype(np.float32), strict=True))
+            for t in missing:
+                self._cache[t] = fresh[t]
+            while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return v
+            rows = [fresh[t] if r is None else r for t, r in zip(texts, rows, strict=True)]
+        return np.stack(rows)  # type: ignore[arg-type]
 
-    def encode(self, state: TextState, quick: ActResult | None = None) -> np.ndarray:
+    def _text(self, state: TextState, quick: ActResult | None) -> str:
         recent = state.history[-HISTORY_STEPS:]  # the env may keep more for an LM's prompt; features see 2
         text = state_text(state)
         if self.goal_features:
@@ -116,12 +127,26 @@ class HashedNgramEncoder(Encoder):
             text += " " + " ".join(f"prev{k}_{_token(s.action)}" for k, s in enumerate(reversed(recent)))
         if self.quick_features and quick is not None:
             text += f" quick_proposes_{_token(quick.action)}"
-        parts = [self._hash(text)]
+        return text
+
+    def _extras(self, state: TextState, quick: ActResult | None) -> list[np.ndarray]:
+        parts = []
         if self.quick_features:
             parts.append(quick_summary(quick))
         if self.history_features:
+            recent = state.history[-HISTORY_STEPS:]
             parts.append(np.array([float(any(s.obs == state.obs for s in recent))], dtype=np.float32))
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        return parts
+
+    def encode(self, state: TextState, quick: ActResult | None = None) -> np.ndarray:
+        return self.encode_batch([state], [quick])[0]
+
+    def encode_batch(self, states: Sequence[TextState], quicks: Sequence[ActResult | None]) -> np.ndarray:
+        hashed = self._hash_many([self._text(s, q) for s, q in zip(states, quicks, strict=True)])
+        if not (self.quick_features or self.history_features):
+            return hashed
+        extras = np.stack([np.concatenate(self._extras(s, q)) for s, q in zip(states, quicks, strict=True)])
+        return np.concatenate([hashed, extras], axis=1)
 
 
 _FILLER = frozenset("a an the to of in on at you see go put pick up open next and then after is this that".split())

@@ -305,9 +305,13 @@ class SwitchingEnv(gym.Env):
         out_info["switch"] = sw
         return reward, bool(terminated), bool(truncated), out_info
 
-    def encode(self) -> np.ndarray:
-        """The observation vector of the current state (QUICK's answer included when it was read first)."""
-        vec = np.asarray(self.encoder.encode(self._state, self._quick_result), dtype=np.float32)
+    def encode(self, features: np.ndarray | None = None) -> np.ndarray:
+        """The observation vector of the current state (QUICK's answer included when it was read first).
+
+        `features`: the encoder's row for this state, where it was encoded in a batch (`SwitchingVecEnv`)."""
+        if features is None:
+            features = self.encoder.encode(self._state, self._quick_result)
+        vec = np.asarray(features, dtype=np.float32)
         if self.episode_obs:
             seen = self._ep.visits.get(self._text_obs, 1)
             vec = np.concatenate([vec, np.array([min(1.0, self._ep.t / self.horizon()), min(1.0, (seen - 1) / 3)],

@@ -1,9 +1,10 @@
 """Many switching envs at once, with one batched call per model per step: an SB3 `VecEnv`.
 
-`SwitchingVecEnv(envs)` runs N `SwitchingEnv`s (sharing QUICK, DEEPTHINK and the encoder) through the
+`SwitchingVecEnv(envs)` runs N `SwitchingEnv`s (sharing QUICK and DEEPTHINK) through the
 phases of their step (`londi.switch.env`): at every vector step, the states whose switcher chose DEEPTHINK
 go to DEEPTHINK in one `act` call, the states QUICK must answer (QUICK acts, or a DEEPTHINK that failed
-fell back, or QUICK reads every state first) go to QUICK in one call, and then every text env steps. Text
+fell back, or QUICK reads every state first) go to QUICK in one call, then every text env steps and the
+encoder reads the new states in one call (`Encoder.encode_batch`). Text
 envs whose `send` returns at once (worker processes, `envs.subproc.SubprocTextEnv`) step side by side.
 
 Compute stays exact per episode: each state gets its own tokens and FLOPs from the batched call and a
@@ -70,7 +71,7 @@ class SwitchingVecEnv(VecEnv):
         """Start a new episode in every env (the next of its own seed stream)."""
         self.reset_infos = [e.begin_episode() for e in self.envs]
         self._quick_first(range(self.num_envs))
-        return np.stack([e.encode() for e in self.envs])
+        return np.stack(self._encode(range(self.num_envs)))
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions).reshape(self.num_envs)
@@ -118,12 +119,12 @@ class SwitchingVecEnv(VecEnv):
             rewards[i], dones[i] = reward, terminated or truncated
             info["TimeLimit.truncated"] = bool(truncated and not terminated)
             infos[i] = info
-        for i in np.flatnonzero(dones):  # SB3's convention: the next episode starts at once
-            infos[i]["terminal_observation"] = self.envs[i].encode()
+        ended = [int(i) for i in np.flatnonzero(dones)]
+        for i, terminal in zip(ended, self._encode(ended), strict=True):  # SB3: the next episode starts at once
+            infos[i]["terminal_observation"] = terminal
             self.reset_infos[i] = self.envs[i].begin_episode()
         self._quick_first(live)
-        for i in live:
-            self.envs[i].encode()
+        self._encode(live)
         obs = np.stack([e._obs for e in self.envs])  # noqa: SLF001
         return obs, rewards, dones, infos
 
@@ -157,8 +158,7 @@ class SwitchingVecEnv(VecEnv):
             self.reset_infos[i] = self.envs[i].begin_episode()
         if fresh:
             self._quick_first(fresh)
-            for i in fresh:
-                self.envs[i].encode()
+            self._encode(fresh)
         return np.stack([e._obs for e in self.envs])  # noqa: SLF001
 
     def contexts(self) -> list[DecisionContext]:
@@ -201,6 +201,20 @@ class SwitchingVecEnv(VecEnv):
                 return
             for e, r in zip(envs, results, strict=True):
                 e.set_deepthink_peek(r)
+
+    def _encode(self, indices: Iterable[int]) -> list[np.ndarray]:
+        """Encode the current states of `indices`, one encoder call per distinct encoder (`make_switching_env`'s
+        envs share one); returns their observations."""
+        indices = list(indices)
+        groups: dict[int, list[int]] = {}
+        for i in indices:
+            groups.setdefault(id(self.envs[i].encoder), []).append(i)
+        out: dict[int, np.ndarray] = {}
+        for group in groups.values():
+            envs = [self.envs[i] for i in group]
+            rows = envs[0].encoder.encode_batch([e.state for e in envs], [e._quick_result for e in envs])  # noqa: SLF001
+            out.update((i, e.encode(row)) for i, e, row in zip(group, envs, rows, strict=True))
+        return [out[i] for i in indices]
 
     def _call(self, who: str, indices: Sequence[int], hidden: bool) -> dict[int, ActResult | Exception]:
         """One batched call of `who` on the current states of `indices`; each env is charged its share.
