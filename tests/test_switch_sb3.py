@@ -30,3 +30,41 @@ def test_learning_and_reloading_leave_no_sb3_log_folders(tmp_path, monkeypatch, 
     assert [p.name for p in scratch.iterdir() if p.name.startswith("SB3-")] == []
     if algo == "dqn":
         assert "losses/loss" in sw.losses  # training values still reach the runner through the in-memory logger
+
+
+def _filled_dqn(n_envs: int = 2):
+    q, d, enc = random_policy("q"), expert("d"), hashed(16)
+    env = SwitchingVecEnv([SwitchingEnv(CorridorTextEnv(), q, d, encoder=enc, cost=0.1) for _ in range(n_envs)])
+    sw = switcher("londi", "switcher.dqn.learning_starts=1000")  # fill the buffer, no update yet
+    sw.setup(env, seed=0, total_steps=400)
+    sw.learn(env, 200, lambda info: None)
+    return sw.model
+
+
+def test_lean_dqn_train_makes_the_same_updates_as_sb3s_own():
+    import numpy as np
+    import torch
+    from stable_baselines3 import DQN
+
+    steps, batch = 5, 32
+    lean, sb3 = _filled_dqn(), _filled_dqn()
+    torch.manual_seed(0)
+    with torch.no_grad():  # online and target networks differ, as they do between target updates
+        for a, b in zip(lean.q_net.parameters(), sb3.q_net.parameters(), strict=True):
+            a.add_(0.1 * torch.randn_like(a))
+            b.copy_(a)
+    np.random.seed(3)
+    batches = [lean.replay_buffer.sample(batch) for _ in range(steps)]
+    stacked = type(batches[0])(*(None if f is None else torch.cat(fs)
+                                 for f, fs in zip(batches[0], zip(*batches, strict=True), strict=True)))
+    lean.replay_buffer.sample = lambda n, env=None: stacked if n == steps * batch else pytest.fail("not stacked")
+    queue = iter(batches)
+    sb3.replay_buffer.sample = lambda n, env=None: next(queue)
+    target_before = [p.clone() for p in lean.q_net_target.parameters()]
+    lean.train(steps, batch)
+    DQN.train(sb3, steps, batch)  # SB3's own loop on the same batches
+    for a, b in zip(lean.q_net.parameters(), sb3.q_net.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    assert any(not torch.equal(a, b) for a, b in zip(lean.q_net.parameters(), target_before, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(lean.q_net_target.parameters(), target_before, strict=True))
+    assert lean.logger.name_to_value["train/loss"] == pytest.approx(sb3.logger.name_to_value["train/loss"], rel=1e-4)

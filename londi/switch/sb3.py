@@ -6,6 +6,9 @@ What is added to SB3, and why:
 - `BudgetMaskedQNetwork` / `MaskedDQN`: LONDI-B with DQN. DEEPTHINK's Q-value is masked wherever the
   budget feature (the observation's last entry) is 0, in action selection, exploration (warm-up included)
   and the TD target. Budget relabelling of its replay buffer: `londi.switch.relabel`.
+- `_LeanDQNTrain`: DQN's gradient steps with the same updates and less overhead per step (at `n_envs=16` a
+  vector step runs 16 of them): the batches of one `train` call are drawn in one replay-buffer call and their
+  TD targets computed in one target-network forward, Adam is fused and gradient clipping uses foreach.
 - `SwitchCostReplayBuffer`: stores the env reward and whether DEEPTHINK acted, and recomputes reward =
   env reward - cost x 1[DEEPTHINK] with the *current* cost, so a changing Lagrange multiplier does not
   leave stale costs in the replay buffer.
@@ -21,11 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F  # noqa: N812
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import DQN, PPO
-from stable_baselines3.common.buffers import NStepReplayBuffer
+from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.utils import get_device
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 
 from londi.switch.base import DecisionContext, OnStep, Switcher
@@ -63,11 +68,55 @@ class BudgetMaskedDQNPolicy(DQNPolicy):
         return BudgetMaskedQNetwork(**net_args).to(self.device)
 
 
-class SwitchDQN(_PinnedSchedule, DQN):
+class _LeanDQNTrain:
+    """Mixin for SB3's DQN: `train` makes the same gradient steps as SB3's with less per-step overhead.
+
+    SB3 updates the target network only in `_on_step`, between `train` calls, so all the TD targets of one
+    call can come from one forward pass. Buffers whose `sample(k * b)` is k independent uniform batches of b
+    (SB3's own and `SwitchCostReplayBuffer`) are sampled once per call; others (budget relabelling returns
+    extra rows) once per gradient step, as SB3 does. The optimizer is SB3's Adam with `fused=True`.
+    """
+
+    STACKABLE_BUFFERS: tuple[type, ...] = ()  # set below: ReplayBuffer, NStepReplayBuffer, SwitchCostReplayBuffer
+
+    def _batches(self, gradient_steps: int, batch_size: int) -> list[Any]:
+        buffer = self.replay_buffer
+        if type(buffer) not in self.STACKABLE_BUFFERS:
+            return [buffer.sample(batch_size, env=self._vec_normalize_env) for _ in range(gradient_steps)]
+        data = buffer.sample(batch_size * gradient_steps, env=self._vec_normalize_env)
+        fields = {k: (None if v is None else v.split(batch_size)) for k, v in data._asdict().items()}
+        return [type(data)(**{k: (None if v is None else v[i]) for k, v in fields.items()})
+                for i in range(gradient_steps)]
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        batches = self._batches(gradient_steps, batch_size)
+        with torch.no_grad():
+            next_q = self.q_net_target(torch.cat([b.next_observations for b in batches])).max(dim=1)[0]
+            targets = []
+            for b, nq in zip(batches, next_q.split([len(b.rewards) for b in batches]), strict=True):
+                discounts = b.discounts if b.discounts is not None else self.gamma
+                targets.append(b.rewards + (1 - b.dones) * discounts * nq.reshape(-1, 1))
+        losses = []
+        for b, target in zip(batches, targets, strict=True):
+            q = torch.gather(self.q_net(b.observations), dim=1, index=b.actions.long())
+            loss = F.smooth_l1_loss(q, target)
+            losses.append(loss.detach())
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm, foreach=True)
+            self.policy.optimizer.step()
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", float(torch.stack(losses).mean()))
+
+
+class SwitchDQN(_PinnedSchedule, _LeanDQNTrain, DQN):
     pass
 
 
-class MaskedDQN(_PinnedSchedule, DQN):
+class MaskedDQN(_PinnedSchedule, _LeanDQNTrain, DQN):
     """DQN whose epsilon-greedy exploration (and SB3's uniform warm-up) never picks DEEPTHINK at zero budget.
 
     A warm-up DEEPTHINK at zero budget would be refused (QUICK acts) but stored as action 1 at a masked state,
@@ -121,6 +170,9 @@ class SwitchCostReplayBuffer(NStepReplayBuffer):
             self.rewards[:] = self.env_rewards - self.current_cost * self.paid
             self._cost_applied = self.current_cost
         return super().sample(batch_size, env)
+
+
+_LeanDQNTrain.STACKABLE_BUFFERS = (ReplayBuffer, NStepReplayBuffer, SwitchCostReplayBuffer)
 
 
 def _silent_logger() -> Logger:
@@ -217,8 +269,10 @@ class SB3Switcher(Switcher):
         self._env = env
         self._n_envs = env.num_envs
         cls, policy, kwargs = self._algo()
-        self.model = cls(policy, env, seed=seed, device=self.device, verbose=0,
-                         policy_kwargs={"net_arch": self.net_arch}, **kwargs)
+        policy_kwargs: dict[str, Any] = {"net_arch": self.net_arch}
+        if self.algo == "dqn" and get_device(self.device).type in ("cpu", "cuda"):
+            policy_kwargs["optimizer_kwargs"] = {"fused": True}  # one kernel per Adam step: most of a small net's update
+        self.model = cls(policy, env, seed=seed, device=self.device, verbose=0, policy_kwargs=policy_kwargs, **kwargs)
         self.model._schedule_total = total_steps
         self.model.set_logger(_silent_logger())
 
