@@ -39,9 +39,7 @@ from londi.report import read_checkpoint
 from londi.rundir import check_same_models, load_run_config, model_fingerprints
 
 SPLITS = ("train", "test")
-TEST_SEED_OFFSET = (
-    2_000_000  # test-split seeds (training uses seed+0.., periodic evaluation seed+1_000_000..)
-)
+TEST_SEED_OFFSET = 2_000_000  # test-split seeds, within the run seed's block (`londi.runner.episode_seed_base`)
 MIXED_TRAIN, MIXED_TEST = "MixedTrainLocal", "MixedTestLocal"
 EVAL_JSON, EVAL_CSV = "eval.json", "eval.csv"
 
@@ -133,7 +131,7 @@ def evaluate_run(
         encoder=build.instantiate_node(cfg.encoder),
         switcher=build.instantiate_node(cfg.switcher),
         episodes=episodes,
-        seed=None if offset is None else int(cfg.seed) + offset,
+        seed=None if offset is None else runner.episode_seed_base(int(cfg.seed), offset),
         n_envs=int(cfg.get("n_envs", 1)),  # runs made before n_envs existed: one env
     )
     step = read_checkpoint(run_dir)[0]  # the step of the weights runner.evaluate loaded (switcher/ = the final one)

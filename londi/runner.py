@@ -90,6 +90,20 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
     torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
 
 
+SEED_BLOCK = 10_000_000
+"""Episode seeds of run seed s lie in [s * SEED_BLOCK, (s + 1) * SEED_BLOCK): training episodes from s * SEED_BLOCK,
+evaluation from s * SEED_BLOCK + 1_000_000, the test split from s * SEED_BLOCK + 2_000_000. Runs with different
+seeds never play the same episode, so seeds are independent replicates (with seeds s, s+1, ... seed 1 replayed
+seed 0's episodes shifted by one, and a fixed switcher's "3 seeds" were one set of episodes)."""
+
+
+def episode_seed_base(seed: int, offset: int = 0) -> int:
+    """The first episode seed of run seed `seed`'s stream at `offset` (0 training, 1_000_000 evaluation, ...)."""
+    if not 0 <= offset < SEED_BLOCK:
+        raise ValueError(f"episode seed offset must be in [0, {SEED_BLOCK}), got {offset}")
+    return int(seed) * SEED_BLOCK + int(offset)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -179,7 +193,8 @@ class Runner:
 
     `eval_every`/`checkpoint_every` default to total_steps // 5 (0: only at the end); `log_every` to
     total_steps // 50. Training
-    episodes use seeds seed, seed+1, ...; evaluations always replay seeds seed+eval_seed_offset+0..N-1.
+    episodes use seeds b, b+1, ... with b = `episode_seed_base(seed)`; evaluations always replay seeds
+    b+eval_seed_offset+0..N-1 (`SEED_BLOCK`: runs with different seeds share no episode).
     `stop_after_steps` stops (after checkpointing) once that many steps are done: a deterministic "kill"
     for tests and for splitting a run over several jobs.
     """
@@ -220,14 +235,14 @@ class Runner:
         self.eval_every = total_steps if eval_every == 0 else (eval_every or max(1, total_steps // 5))
         self.checkpoint_every = total_steps if checkpoint_every == 0 else (checkpoint_every or self.eval_every)
         self.log_every = log_every or max(1, total_steps // 50)
-        self.eval_seed = self.seed + eval_seed_offset
+        self.eval_seed = episode_seed_base(self.seed, eval_seed_offset)
         self.stop_after_steps = stop_after_steps
         self.callbacks = list(callbacks)
 
         self.n_envs = int(n_envs)
         seed_everything(self.seed)
-        self.train_env = make_switching_env(env_fn, quick, deepthink, switcher, encoder, self.seed, True, self.n_envs,
-                                            history_steps)
+        self.train_env = make_switching_env(env_fn, quick, deepthink, switcher, encoder, episode_seed_base(self.seed),
+                                            True, self.n_envs, history_steps)
         self.eval_env = make_switching_env(env_fn, quick, deepthink, switcher, encoder, self.eval_seed, False,
                                            max(1, min(self.n_envs, self.eval_episodes)), history_steps)
         switcher.setup(self.train_env, self.seed, self.total_steps)
@@ -298,7 +313,9 @@ class Runner:
             return RunResult(**state["result"])
         self.resumed_from = self.tracker.steps
         self._steps_at_start = self.tracker.steps
-        resumes = self.files.read_run().get("resumes", [])
+        run_info = self.files.read_run()
+        self.eval_seed = int(run_info.get("eval_seed", self.eval_seed))  # a run evaluates on one set of episodes
+        resumes = run_info.get("resumes", [])
         self.files.write_run(resumes=[*resumes, {"step": self.tracker.steps, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                                  "checkpoint": folder.name}])
         msg = f"resumed from step {self.tracker.steps} ({folder})"

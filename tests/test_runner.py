@@ -78,3 +78,18 @@ def test_rule_based_switcher_runs_through_the_same_loop(tmp_path):
     res = run(**_args(tmp_path / "o", "oracle"))
     assert res.final_eval["eval/success_rate"] == 1.0
     assert (tmp_path / "o" / "switcher" / "switcher.json").exists()
+
+
+def test_runs_with_different_seeds_share_no_episode(tmp_path):
+    seeds = {}
+    for s in (0, 1, 2):
+        args = _args(tmp_path / f"s{s}", "always_quick")
+        args.update(seed=s, total_steps=100, eval_every=100)
+        run(**args)
+        rows = _rows(tmp_path / f"s{s}" / "episodes.csv")
+        seeds[s] = {ph: {int(r["episode_seed"]) for r in rows if r["phase"] == ph} for ph in ("train", "eval")}
+        assert len(seeds[s]["eval"]) == 5 and seeds[s]["train"]
+        assert not seeds[s]["train"] & seeds[s]["eval"]
+    for a, b in ((0, 1), (1, 2), (0, 2)):
+        for ph in ("train", "eval"):
+            assert not seeds[a][ph] & seeds[b][ph], (a, b, ph)  # with seed+k streams 0 and 1 shared all but one
