@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import warnings
 
 import gymnasium as gym
@@ -277,6 +278,62 @@ def test_expert_stays_correct_after_deviations(level):
     env = make(level)
     results = [run_expert(env, seed, deviate_every=3)[0] for seed in range(20)]
     assert sum(results) >= 18, results
+
+
+@pytest.mark.parametrize("level", ["PickupLocal", "PutNextLocal", "MixedTrainLocal"])
+def test_expert_acts_and_succeeds_after_the_agent_picked_up_an_object_the_mission_does_not_want(level):
+    """The bot plans from empty hands; the expert must put a wrong object down, then solve the mission."""
+    env = make(level)
+    played = 0
+    for seed in range(40):
+        env.reset(seed=seed)
+        lv = env.unwrapped.level
+        wanted = {id(o) for desc in _descs(lv.instrs) for o in desc.obj_set}
+        others = [o for o in lv.grid.grid if o is not None and o.type in ("key", "ball", "box") and id(o) not in wanted]
+        if not others:
+            continue
+        env.unwrapped.expert_action()  # a bot is running when the agent takes the wrong object
+        held = others[0]
+        lv.grid.set(*held.cur_pos, None)
+        held.cur_pos, lv.carrying = np.array([-1, -1]), held
+        played += 1
+        for _ in range(lv.max_steps):
+            action = env.unwrapped.expert_action()
+            assert action is not None, f"seed {seed}: no expert action while holding the {held.color} {held.type}"
+            _, _, term, trunc, info = env.step(ACTIONS.index(action))
+            if term or trunc:
+                break
+        assert info["success"], f"seed {seed}: {lv.mission}"
+    assert played >= 30
+
+
+def test_a_bot_that_pushes_subgoals_forever_is_an_error_the_expert_survives(monkeypatch):
+    """Seen on PutNextLocal: the bot's replan looped, pushing subgoals, and the run hung with growing memory."""
+    from minigrid.utils import baby_ai_bot
+
+    def endless(self):
+        self.bot.stack.append(baby_ai_bot.GoNextToSubgoal(self.bot, self.datum))
+
+    env = make("GoToLocal")
+    env.reset(seed=0)
+    monkeypatch.setattr(baby_ai_bot.GoNextToSubgoal, "replan_before_action", endless)
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("the expert hung in the bot's replan"))
+    signal.alarm(20)
+    try:
+        assert env.unwrapped.expert_action() is None  # no plan: an honest None, not a hang
+    finally:
+        signal.alarm(0)
+    monkeypatch.undo()
+    assert env.unwrapped.expert_action() in ACTIONS  # the next call builds a working bot again
+
+
+def _descs(instr) -> list:
+    """The object descriptions of a (possibly nested) BabyAI instruction."""
+    out = [v for k, v in vars(instr).items() if k in ("desc", "desc_move", "desc_fixed")]
+    for k in ("instr_a", "instr_b"):
+        if hasattr(instr, k):
+            out += _descs(getattr(instr, k))
+    return out
 
 
 def test_expert_is_lazy_and_replans_from_the_real_state():

@@ -5,10 +5,15 @@ on the env calls `observe(action)` after every step and the bot replans from the
 (`bot.replan(action_taken)`), which is how it stays correct after the agent ignored its advice. When the
 bot raises (it does in a few % of off-policy episodes, e.g. after a box was toggled away) it is rebuilt
 from the current state; a rebuilt bot has forgotten what it saw, so it may explore again, but it acts.
+A bot cannot be built while the agent holds an object the bot did not plan to hold (it plans from empty
+hands: its pick-up subgoal asserts them), so then the expert first puts the object down on a free cell in
+front (turning to find one) and starts a bot once the hands are empty. Before this, an agent that had
+picked up a wrong object got no expert action until it happened to drop it.
 """
 
 from __future__ import annotations
 
+from minigrid.core.world_object import WorldObj
 from minigrid.minigrid_env import MiniGridEnv
 from minigrid.utils.baby_ai_bot import BabyAIBot
 
@@ -22,6 +27,28 @@ ACTIONS = (
     "drop",
     "toggle",
 )  # minigrid's action indices 0..5
+TURN_LEFT, DROP = ACTIONS.index("turn left"), ACTIONS.index("drop")
+MAX_SUBGOALS = 100  # the bot's plans hold < 20; more means it is pushing subgoals in an endless loop
+
+
+class BotStuckError(RuntimeError):
+    """The bot kept pushing subgoals without choosing an action."""
+
+
+class _BoundedStack(list):
+    def append(self, subgoal) -> None:
+        if len(self) >= MAX_SUBGOALS:
+            raise BotStuckError(f"the BabyAI bot pushed more than {MAX_SUBGOALS} subgoals without acting")
+        super().append(subgoal)
+
+
+def _new_bot(level: MiniGridEnv) -> BabyAIBot:
+    """A bot whose subgoal stack is bounded: in some off-policy states (seen on PutNextLocal) its replan
+    pushes subgoals forever and the run hangs with its memory growing; a bounded stack makes that an error
+    the expert recovers from like any other."""
+    bot = BabyAIBot(level)
+    bot.stack = _BoundedStack(bot.stack)
+    return bot
 
 
 class BotExpert:
@@ -33,24 +60,33 @@ class BotExpert:
         self.level = level
         self.bot: BabyAIBot | None = None
         self._suggested: int | None = None
+        self._held: WorldObj | None = None  # an object being put down before a bot can plan
+        self._turns = 0  # turns in a row looking for a free cell to put it on
         self.rebuilds = 0  # how often the bot raised and was rebuilt (diagnostics)
 
     @property
     def active(self) -> bool:
-        return self.bot is not None
+        return self.bot is not None or self._held is not None
 
     def reset(self) -> None:
         """Forget the bot; the next `action()` starts one on the new episode."""
-        self.bot, self._suggested = None, None
+        self.bot, self._suggested, self._held, self._turns = None, None, None, 0
 
     def observe(self, action_taken: int) -> None:
         """Replan after the env applied `action_taken` (only while active)."""
-        if self.bot is not None:
+        if self._held is not None:
+            self._turns = self._turns + 1 if action_taken == TURN_LEFT else 0
+            if self.level.carrying is self._held:
+                self._suggested = self._put_down()
+            else:
+                self._held = None
+                self._suggested = self._replan(None, rebuild=True)
+        elif self.bot is not None:
             self._suggested = self._replan(action_taken)
 
     def action(self) -> str | None:
         """The bot's action string now, or None when it has none (it says 'done' or cannot plan)."""
-        if self.bot is None:
+        if not self.active:
             self._suggested = self._replan(None, rebuild=True)
         a = self._suggested
         return ACTIONS[a] if a is not None and 0 <= a < len(ACTIONS) else None
@@ -62,8 +98,17 @@ class BotExpert:
             except Exception:  # the bot's internal asserts/errors: recover from the real state
                 self.rebuilds += 1
         try:
-            self.bot = BabyAIBot(self.level)
+            self.bot = _new_bot(self.level)
             return int(self.bot.replan())
         except Exception:
             self.bot = None  # the mission may have become impossible (target box toggled away)
-            return None
+            if self.level.carrying is None:
+                return None
+            self._held, self._turns = self.level.carrying, 0
+            return self._put_down()
+
+    def _put_down(self) -> int | None:
+        """Drop on the free cell in front, else turn left (None once four turns found no free cell)."""
+        if self.level.grid.get(*self.level.front_pos) is None:
+            return DROP
+        return TURN_LEFT if self._turns < 4 else None
