@@ -92,13 +92,14 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 SEED_BLOCK = 10_000_000
 """Episode seeds of run seed s lie in [s * SEED_BLOCK, (s + 1) * SEED_BLOCK): training episodes from s * SEED_BLOCK,
-evaluation from s * SEED_BLOCK + 1_000_000, the test split from s * SEED_BLOCK + 2_000_000. Runs with different
-seeds never play the same episode, so seeds are independent replicates (with seeds s, s+1, ... seed 1 replayed
-seed 0's episodes shifted by one, and a fixed switcher's "3 seeds" were one set of episodes)."""
+evaluation from there + EVAL_SEED_OFFSET, `londi-evaluate split=test` from there + its TEST_SEED_OFFSET. Runs
+with different seeds never play the same episode, so seeds are independent replicates (with seeds s, s+1, ...
+seed 1 replayed seed 0's episodes shifted by one, and a fixed switcher's "3 seeds" were one set of episodes)."""
+EVAL_SEED_OFFSET = 1_000_000
 
 
 def episode_seed_base(seed: int, offset: int = 0) -> int:
-    """The first episode seed of run seed `seed`'s stream at `offset` (0 training, 1_000_000 evaluation, ...)."""
+    """The first episode seed of run seed `seed`'s stream at `offset` (0 training, EVAL_SEED_OFFSET, ...)."""
     if not 0 <= offset < SEED_BLOCK:
         raise ValueError(f"episode seed offset must be in [0, {SEED_BLOCK}), got {offset}")
     return int(seed) * SEED_BLOCK + int(offset)
@@ -218,7 +219,7 @@ class Runner:
         loggers: Sequence[RunLogger] = (),
         callbacks: Sequence[Callback] = (),
         history_steps: int = 2,
-        eval_seed_offset: int = 1_000_000,
+        eval_seed_offset: int = EVAL_SEED_OFFSET,
         window: int = 20,
         keep_checkpoints: int = 2,
         stop_after_steps: int | None = None,
@@ -451,7 +452,7 @@ def evaluate(
     """
     run_dir = Path(run_dir)
     meta = RunFiles(run_dir).read_run()
-    eval_seed = seed if seed is not None else int(meta.get("eval_seed", 1_000_000))
+    eval_seed = seed if seed is not None else int(meta.get("eval_seed", EVAL_SEED_OFFSET))
     env = make_switching_env(env_fn, quick, deepthink, switcher, encoder, eval_seed, False,
                              max(1, min(n_envs, episodes)), history_steps)
     switcher.setup(env, int(meta.get("seed", 0)), meta.get("total_steps"))

@@ -28,7 +28,7 @@ import torch
 
 from londi import build
 from londi.metrics import summarize
-from londi.runner import episode_seed_base, make_switching_env, run, run_episodes
+from londi.runner import EVAL_SEED_OFFSET, episode_seed_base, make_switching_env, run, run_episodes
 
 
 def timed_eval(parts, switcher, episodes: int, seed: int) -> tuple[dict[str, float], float, float]:
@@ -115,7 +115,7 @@ def main() -> None:
     def baseline(name: str, *extra: str):
         return build.switcher([*overrides, f"switcher={name}", *extra])
 
-    eval_seed = episode_seed_base(cfg.seed, 1_000_000)  # the runner's evaluation seeds
+    eval_seed = episode_seed_base(cfg.seed, EVAL_SEED_OFFSET)  # the runner's evaluation seeds
     rows = {}
     switcher = build.switcher(cfg)
     name = type(switcher).__name__
