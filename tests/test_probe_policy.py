@@ -1,0 +1,32 @@
+"""scripts/probe_policy.py: agreement with the bot per bot action, and whether a named object was picked up."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from tests.helpers import expert, random_policy
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "probe_policy.py"
+
+
+def _probe_module():
+    spec = importlib.util.spec_from_file_location("probe_policy", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_bot_agrees_with_itself_and_picks_the_named_object():
+    r = _probe_module().probe(expert(), "BabyAI-Text-PickupLocal-v0", episodes=3, seed=0)
+    assert sum(r["total"].values()) > 0
+    assert r["agree"] == r["total"] and not r["confusions"]
+    assert r["outcomes"] == {("success", "picked a named object"): 3}
+
+
+def test_a_random_policy_disagrees_and_is_counted_per_bot_action():
+    r = _probe_module().probe(random_policy(seed=0), "BabyAI-Text-PickupLocal-v0", episodes=2, seed=0)
+    n = sum(r["total"].values())
+    assert 0 < sum(r["agree"].values()) < n
+    assert sum(r["confusions"].values()) == n - sum(r["agree"].values())
+    assert sum(r["outcomes"].values()) == 2
