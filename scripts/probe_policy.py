@@ -2,7 +2,9 @@
 
 Prints, per bot action (turn left, turn right, go forward, pick up, drop, toggle), how often the model chose
 the same one; the most frequent (bot -> model) confusions; and per episode whether the model succeeded and
-whether it ever picked up an object the mission names (the object-matching step the levels share).
+whether it ever picked up an object the mission names (the object-matching step the levels share); and, for
+the moves (turns, go forward), the agreement where the named object is in view and where it is not (there the
+bot moves from its memory of the room, which a prompt of a few steps does not carry).
 
     .venv/bin/python scripts/probe_policy.py londi-assets:models/babyai_deepthink BabyAI-Text-PutNextLocal-v0 \\
         --episodes 20
@@ -21,6 +23,8 @@ import envs  # noqa: F401 - registers the BabyAI-Text ids
 from londi.lm.hf import HFPolicy
 from londi.lm.state import EpisodeHistory
 
+MOVES = ("turn left", "turn right", "go forward")
+
 
 def named_objects(level: Any) -> list[Any]:
     """Objects the mission asks to pick up or move (empty for missions that name none, e.g. open a door)."""
@@ -29,12 +33,23 @@ def named_objects(level: Any) -> list[Any]:
     return list(getattr(desc, "obj_set", []) or [])
 
 
+def in_view(level: Any, observation: str) -> bool:
+    """Whether the current observation describes an object of the kind the mission names (hands empty)."""
+    instrs = getattr(level, "instrs", None)
+    desc = getattr(instrs, "desc_move", None) or getattr(instrs, "desc", None)
+    if desc is None or level.carrying is not None:
+        return False
+    phrase = " ".join(x for x in (desc.color, desc.type) if x)
+    return any(line.startswith("You see") and f" {phrase} " in f"{line} " for line in observation.splitlines())
+
+
 def probe(policy: HFPolicy, env_id: str, episodes: int, seed: int) -> dict[str, Any]:
     env = gym.make(env_id)
     agree: collections.Counter = collections.Counter()
     total: collections.Counter = collections.Counter()
     confusions: collections.Counter = collections.Counter()
     outcomes: collections.Counter = collections.Counter()
+    moves: collections.Counter = collections.Counter()  # (in view?, agreed?) over the bot's turns and forwards
     try:
         for ep in range(episodes):
             obs, info = env.reset(seed=seed + ep)
@@ -46,6 +61,8 @@ def probe(policy: HFPolicy, env_id: str, episodes: int, seed: int) -> dict[str, 
                 state = hist.state(obs, info, env=env)
                 bot = env.unwrapped.expert_action()
                 chosen = policy.act([state])[0]
+                if bot in MOVES:
+                    moves[(in_view(level, obs), chosen.action == bot)] += 1
                 if bot is not None:
                     total[bot] += 1
                     agree[bot] += int(chosen.action == bot)
@@ -62,7 +79,7 @@ def probe(policy: HFPolicy, env_id: str, episodes: int, seed: int) -> dict[str, 
             outcomes[("success" if success else "failure", "picked a named object" if picked_named else "did not")] += 1
     finally:
         env.close()
-    return {"agree": agree, "total": total, "confusions": confusions, "outcomes": outcomes}
+    return {"agree": agree, "total": total, "confusions": confusions, "outcomes": outcomes, "moves": moves}
 
 
 def main() -> None:
@@ -83,6 +100,10 @@ def main() -> None:
                   f"{r['agree'][action] / r['total'][action]:.2f}")
         print("  most frequent (bot -> model):",
               ", ".join(f"{b} -> {m} ({n})" for (b, m), n in r["confusions"].most_common(6)))
+        for seen in (True, False):
+            n = r["moves"][(seen, True)] + r["moves"][(seen, False)]
+            print(f"  bot's moves with the named object {'in view' if seen else 'not in view'}: {n}, agreement "
+                  f"{r['moves'][(seen, True)] / max(n, 1):.2f}")
         print("  episodes:", ", ".join(f"{s}, {p}: {n}" for (s, p), n in sorted(r["outcomes"].items())))
 
 

@@ -22,6 +22,9 @@ def test_the_bot_agrees_with_itself_and_picks_the_named_object():
     assert sum(r["total"].values()) > 0
     assert r["agree"] == r["total"] and not r["confusions"]
     assert r["outcomes"] == {("success", "picked a named object"): 3}
+    moves = sum(r["total"][a] for a in ("turn left", "turn right", "go forward"))
+    assert r["moves"][(True, True)] + r["moves"][(False, True)] == moves > 0  # every move counted, all agreed
+    assert r["moves"][(True, True)] > 0  # the bot walks up to the named object: it is in view on the way
 
 
 def test_a_random_policy_disagrees_and_is_counted_per_bot_action():
