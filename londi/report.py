@@ -60,6 +60,7 @@ FINISHED, UNFINISHED, FAILED = "finished", "unfinished", "failed"
 GROUP_KEYS = ["env", "switcher", "budget", "cost", "setting"]
 # the knob that tells runs of one switcher apart when it has no budget or cost (random p, Lagrangian d, cascade mu)
 SETTING_KEYS = (("p", "p"), ("target_calls", "d"), ("mu", "mu"))
+DEFAULT_RULES = ("quick_wrong", "pid")  # switcher.rule defaults: oracle, Lagrangian multiplier update
 # per-episode quantity in episodes.csv -> column name in the report
 EPISODE_STATS = {
     "success": "success",
@@ -114,10 +115,13 @@ class RunStatus:
 
 
 def _setting(sw: Mapping[str, Any]) -> str | None:
-    """The knob of a switcher without budget or cost (see SETTING_KEYS), or the oracle's non-default rule."""
-    if sw.get("rule") not in (None, "quick_wrong"):
-        return f"rule={sw['rule']}"
-    return next((f"{short}={float(sw[k]):g}" for k, short in SETTING_KEYS if _num(sw.get(k)) is not None), None)
+    """The knob of a switcher without budget or cost (see SETTING_KEYS), and its `rule` where that is not the
+    default (the oracle's `quick_wrong`, the Lagrangian multiplier's `pid`): runs that differ in either are
+    separate rows, never averaged together."""
+    parts = [f"{short}={float(sw[k]):g}" for k, short in SETTING_KEYS if _num(sw.get(k)) is not None][:1]
+    if sw.get("rule") not in (None, *DEFAULT_RULES):
+        parts.append(f"rule={sw['rule']}")
+    return ", ".join(parts) or None
 
 
 @dataclass

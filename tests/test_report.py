@@ -168,6 +168,20 @@ def test_report_cli_rejects_unknown_keys_and_missing_dir(tmp_path, capsys):
     assert not (tmp_path / "nowhere").exists()  # Hydra made no report folder for a wrong dir
 
 
+def test_lagrangian_targets_and_multiplier_rules_are_separate_rows(tmp_path):
+    """The Lagrangian config has a `rule` key (pid | sgd) like the oracle's: it must not hide the target."""
+    rng = np.random.default_rng(2)
+    for n, (d, rule) in enumerate([(2, "pid"), (2, "pid"), (5, "pid"), (2, "sgd")]):
+        run = tmp_path / f"{n}_lagrangian-s{n}"
+        _write_run(run, "lagrangian", None, n, 0.5, 3, rng)
+        cfg = OmegaConf.load(run / "config.yaml")
+        cfg.switcher.target_calls, cfg.switcher.rule = d, rule
+        OmegaConf.save(cfg, run / "config.yaml")
+    agg = pd.read_csv(report.make_report(tmp_path)["summary"]).set_index("setting")
+    assert sorted(agg.index) == ["d=2", "d=2, rule=sgd", "d=5"]
+    assert agg.loc["d=2", "seeds"] == 2
+
+
 def test_runs_of_one_switcher_at_different_settings_are_separate_rows(tmp_path):
     rng = np.random.default_rng(1)
     for n, (p, calls) in enumerate([(0.1, 2), (0.1, 2), (0.5, 10)]):
