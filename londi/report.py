@@ -118,7 +118,8 @@ def _setting(sw: Mapping[str, Any]) -> str | None:
     """The knob of a switcher without budget or cost (see SETTING_KEYS), and its `rule` where that is not the
     default (the oracle's `quick_wrong`, the Lagrangian multiplier's `pid`): runs that differ in either are
     separate rows, never averaged together."""
-    parts = [f"{short}={float(sw[k]):g}" for k, short in SETTING_KEYS if _num(sw.get(k)) is not None][:1]
+    knob = next((f"{short}={float(sw[k]):g}" for k, short in SETTING_KEYS if _num(sw.get(k)) is not None), None)
+    parts = [knob] if knob else []
     if sw.get("rule") not in (None, *DEFAULT_RULES):
         parts.append(f"rule={sw['rule']}")
     return ", ".join(parts) or None

@@ -26,17 +26,21 @@ from londi.lm.state import EpisodeHistory
 MOVES = ("turn left", "turn right", "go forward")
 
 
-def named_objects(level: Any) -> list[Any]:
-    """Objects the mission asks to pick up or move (empty for missions that name none, e.g. open a door)."""
+def named_desc(level: Any) -> Any:
+    """The BabyAI object description of what the mission asks to reach, pick up or move (None for missions
+    made of several instructions)."""
     instrs = getattr(level, "instrs", None)
-    desc = getattr(instrs, "desc_move", None) or getattr(instrs, "desc", None)
-    return list(getattr(desc, "obj_set", []) or [])
+    return getattr(instrs, "desc_move", None) or getattr(instrs, "desc", None)
+
+
+def named_objects(level: Any) -> list[Any]:
+    """Objects the mission asks to pick up or move (empty where it names none)."""
+    return list(getattr(named_desc(level), "obj_set", []) or [])
 
 
 def in_view(level: Any, observation: str) -> bool:
     """Whether the current observation describes an object of the kind the mission names (hands empty)."""
-    instrs = getattr(level, "instrs", None)
-    desc = getattr(instrs, "desc_move", None) or getattr(instrs, "desc", None)
+    desc = named_desc(level)
     if desc is None or level.carrying is not None:
         return False
     phrase = " ".join(x for x in (desc.color, desc.type) if x)
