@@ -47,8 +47,9 @@ def in_view(level: Any, observation: str) -> bool:
     return any(line.startswith("You see") and f" {phrase} " in f"{line} " for line in observation.splitlines())
 
 
-def probe(policy: HFPolicy, env_id: str, episodes: int, seed: int) -> dict[str, Any]:
-    env = gym.make(env_id)
+def probe(policy: HFPolicy, env_id: str, episodes: int, seed: int, expert: str = "bot") -> dict[str, Any]:
+    """`expert`: the teacher compared with ("bot", or "myopic" for a model trained on the myopic expert)."""
+    env = gym.make(env_id, expert=expert)
     agree: collections.Counter = collections.Counter()
     total: collections.Counter = collections.Counter()
     confusions: collections.Counter = collections.Counter()
@@ -92,12 +93,14 @@ def main() -> None:
     ap.add_argument("env_ids", nargs="+", help="BabyAI-Text env ids, e.g. BabyAI-Text-PickupLocal-v0")
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--seed", type=int, default=424242, help="reset seeds seed, seed+1, ... (424242: the model cards')")
+    ap.add_argument("--expert", choices=("bot", "myopic"), default="bot",
+                    help="the teacher to compare with (the BabyAI-Text env's `expert`; 'bot' in the output means it)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     policy = HFPolicy(name="probe", path=args.model, device="cpu", dtype="float32", mode="score", greedy=True,
                       temperature=1.0, max_new_tokens=8)
     for env_id in args.env_ids:
-        r = probe(policy, env_id, args.episodes, args.seed)
+        r = probe(policy, env_id, args.episodes, args.seed, args.expert)
         print(f"{env_id}, {args.episodes} episodes: the model's action = the bot's, by the bot's action")
         for action in sorted(r["total"], key=lambda a: -r["total"][a]):
             print(f"  {action:12s} {r['agree'][action]:5d} / {r['total'][action]:5d} = "

@@ -417,3 +417,67 @@ def test_mixed_open_task_has_one_locked_door_and_its_key():
         assert keys and level.room_from_pos(*level.agent_pos) is not level.locked_room
         assert info["mission"] in ("open the door", f"open the {doors[0].color} door")
     assert found >= 3
+
+
+# --- myopic expert (expert="myopic") ----------------------------------------------------------------
+
+
+def _fresh_action(env: gym.Env, expert: str) -> str | None:
+    """The action an expert of kind `expert` that never saw this episode gives at the current state."""
+    from envs.babyai_text.env import EXPERTS
+
+    return EXPERTS[expert](env.unwrapped.level).action()
+
+
+def _agreement_with_a_fresh_expert(expert: str, level: str, seeds: int = 15) -> float:
+    """Share of states, along episodes where every third action is a random move, at which the expert's
+    action equals that of an expert of the same kind built at that state (one that saw only this view)."""
+    env = make(level, expert=expert)
+    rng = np.random.default_rng(0)
+    agree = total = 0
+    for seed in range(seeds):
+        env.reset(seed=seed)
+        for step in range(env.unwrapped.max_steps):
+            action = env.unwrapped.expert_action()
+            agree, total = agree + (action == _fresh_action(env, expert)), total + 1
+            a = int(rng.choice([LEFT, RIGHT, FORWARD])) if step % 3 == 2 else ACTIONS.index(action)
+            _, _, term, trunc, _ = env.step(a)
+            if term or trunc:
+                break
+    return agree / total
+
+
+def test_myopic_expert_acts_on_the_current_view_where_the_bot_remembers():
+    """The bot goes back to objects it saw before a deviation turned it away; the myopic expert does not
+    (what remains is plan state the text shows, e.g. carrying a blocker it is moving)."""
+    assert _agreement_with_a_fresh_expert("myopic", "PickupLocal") >= 0.97
+    assert _agreement_with_a_fresh_expert("bot", "PickupLocal") <= 0.95
+
+
+def test_myopic_expert_solves_most_episodes_and_searches_by_a_rule_on_the_text():
+    """Where the mission's object is not described, the action follows from the text alone: forward unless
+    something is 1 step forward or a wall at most 3 steps forward, else turn left."""
+    env = make("GoToLocal", expert="myopic")
+    assert sum(run_expert(env, seed)[0] for seed in range(20)) >= 18
+    searched = 0
+    for seed in range(20):
+        obs, info = env.reset(seed=seed)
+        target = info["mission"].removeprefix("go to the ").removeprefix("go to a ")
+        for _ in range(env.unwrapped.max_steps):
+            action = env.unwrapped.expert_action()
+            lines = info["descriptions"]
+            if not any(target in line for line in lines):
+                near = re.compile(r"You see a wall [123] steps? forward$")
+                blocked = any(near.match(line) or (line.endswith(" 1 step forward") and " and " not in line)
+                              for line in lines)
+                assert action == ("turn left" if blocked else "go forward"), (lines, action)
+                searched += 1
+            _, _, term, trunc, info = env.step(ACTIONS.index(action))
+            if term or trunc:
+                break
+    assert searched >= 20
+
+
+def test_unknown_expert_is_a_clear_error():
+    with pytest.raises(ValueError, match="expert must be one of"):
+        BabyAITextEnv("GoToLocal", expert="oracle")

@@ -27,12 +27,14 @@ from gymnasium.envs.registration import load_env_creator
 from minigrid.minigrid_env import MiniGridEnv
 
 from envs.babyai_text.describe import describe
-from envs.babyai_text.expert import ACTIONS, BotExpert
+from envs.babyai_text.expert import ACTIONS, BotExpert, MyopicBotExpert
 from envs.babyai_text.levels import LEVELS
 
 FAMILY = "babyai_text"
 CHARSET = string.ascii_letters + string.digits + " \n,.:;'-_()"
 MAX_OBS_CHARS = 8192
+# `expert=`: "bot" plans from all it has seen; "myopic" from the current view only (a function of the text)
+EXPERTS = {"bot": BotExpert, "myopic": MyopicBotExpert}
 
 
 class _Discard:
@@ -75,7 +77,10 @@ class BabyAITextEnv(gym.Env[str, np.int64]):
 
     metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 10}
 
-    def __init__(self, level: str = "GoToLocal", render_mode: str | None = None, **level_kwargs: Any):
+    def __init__(self, level: str = "GoToLocal", render_mode: str | None = None, expert: str = "bot",
+                 **level_kwargs: Any):
+        if expert not in EXPERTS:
+            raise ValueError(f"expert must be one of {sorted(EXPERTS)}, got {expert!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
@@ -84,7 +89,7 @@ class BabyAITextEnv(gym.Env[str, np.int64]):
         self.level_name = level
         inner_render = "rgb_array" if render_mode == "rgb_array" else None
         self.level = make_level(level, render_mode=inner_render, **level_kwargs)
-        self.expert = BotExpert(self.level)
+        self.expert = EXPERTS[expert](self.level)
         self.admissible_actions = list(ACTIONS)
         self.action_space = gym.spaces.Discrete(len(ACTIONS))
         self.observation_space = gym.spaces.Text(max_length=MAX_OBS_CHARS, min_length=1, charset=CHARSET)

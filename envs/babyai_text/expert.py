@@ -27,7 +27,7 @@ ACTIONS = (
     "drop",
     "toggle",
 )  # minigrid's action indices 0..5
-TURN_LEFT, DROP = ACTIONS.index("turn left"), ACTIONS.index("drop")
+TURN_LEFT, FORWARD, DROP = ACTIONS.index("turn left"), ACTIONS.index("go forward"), ACTIONS.index("drop")
 MAX_SUBGOALS = 100  # the bot's plans hold < 20; more means it is pushing subgoals in an endless loop
 
 
@@ -112,3 +112,43 @@ class BotExpert:
         if self.level.grid.get(*self.level.front_pos) is None:
             return DROP
         return TURN_LEFT if self._turns < 4 else None
+
+
+class MyopicBotExpert(BotExpert):
+    """The BabyAI bot restricted to what the current view shows, so its action is a function of the text.
+
+    The bot plans from everything it has seen in the episode, which a prompt of the last one or two
+    observations does not carry: a policy imitating it cannot tell why it turns towards an object out of
+    view (results/distill.md: 40-50% of its moves). This expert forgets the map before every replan, so the
+    bot knows only the cells in view now; where that leaves it nothing to go to (its plan would explore), it
+    searches with a fixed rule that needs no memory: go forward unless the cell in front is taken or a wall
+    is at most `SEARCH_WALL` steps ahead, else turn left. In a 6x6 room that walks a loop around the centre,
+    from which two opposite views cover the whole room.
+    """
+
+    SEARCH_WALL = 3
+
+    def _replan(self, action_taken: int | None, rebuild: bool = False) -> int | None:
+        if self.bot is not None:
+            self.bot.vis_mask[:] = False
+        action = super()._replan(action_taken, rebuild)
+        if self.bot is not None and self.bot.stack and self.bot.stack[-1].is_exploratory():
+            return self._search()
+        return action
+
+    def _search(self) -> int:
+        level = self.level
+        front = level.grid.get(*level.front_pos)
+        if front is not None and not (front.type == "door" and front.is_open):
+            return TURN_LEFT
+        pos = level.agent_pos
+        for k in range(2, self.SEARCH_WALL + 1):  # first non-empty cell ahead: a wall that near turns
+            x, y = pos[0] + k * level.dir_vec[0], pos[1] + k * level.dir_vec[1]
+            if not (0 <= x < level.width and 0 <= y < level.height):
+                break
+            cell = level.grid.get(x, y)
+            if cell is not None:
+                if cell.type == "wall":
+                    return TURN_LEFT
+                break
+        return FORWARD
