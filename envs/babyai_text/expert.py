@@ -152,3 +152,31 @@ class MyopicBotExpert(BotExpert):
                     return TURN_LEFT
                 break
         return FORWARD
+
+
+def fresh_agreement(env, episodes: int, *, seed: int = 0, deviate_every: int = 0) -> tuple[int, int]:
+    """How much an expert's action depends on its memory of the episode: (agreeing states, states) where its
+    action equals that of an expert of the same kind built at that state, along `episodes` episodes of `env`
+    (a BabyAI-Text env, reset seeds `seed`, `seed+1`, ...) that follow the expert, every `deviate_every`-th
+    action replaced by a random move (0: never). A fresh expert has seen only the current view; one that
+    agrees everywhere acts on what the view shows (plan state aside: a carried object, a half-done mission)."""
+    import numpy as np
+
+    base = env.unwrapped
+    rng = np.random.default_rng(seed)
+    agree = total = 0
+    for ep in range(episodes):
+        env.reset(seed=seed + ep)
+        for step in range(base.max_steps):
+            action = base.expert_action()
+            if action is None:
+                break
+            agree, total = agree + (action == type(base.expert)(base.level).action()), total + 1
+            if deviate_every and step % deviate_every == deviate_every - 1:
+                index = int(rng.integers(3))  # turn left, turn right or go forward
+            else:
+                index = ACTIONS.index(action)
+            _, _, terminated, truncated, _ = env.step(index)
+            if terminated or truncated:
+                break
+    return agree, total
