@@ -9,26 +9,15 @@ the part that agrees.
 from __future__ import annotations
 
 import argparse
+import functools
 
 import gymnasium as gym
 
 import envs  # noqa: F401 - registers the BabyAI-Text ids
-from envs.babyai_text.expert import ACTIONS, fresh_agreement
+from envs.babyai_text.expert import fresh_agreement
+from londi.lm.demonstrations import collect
 
 LEVELS = ("GoToLocal", "PickupLocal", "PutNextLocal", "MixedTrainLocal", "MixedTestLocal")
-
-
-def own_success(env: gym.Env, episodes: int, seed: int) -> float:
-    """Success of the env's expert acting alone over `episodes` episodes (reset seeds `seed`, `seed+1`, ...)."""
-    wins = 0
-    for ep in range(episodes):
-        env.reset(seed=seed + ep)
-        while (action := env.unwrapped.expert_action()) is not None:
-            _, _, terminated, truncated, info = env.step(ACTIONS.index(action))
-            if terminated or truncated:
-                wins += bool(info["success"])
-                break
-    return wins / episodes
 
 
 def main() -> None:
@@ -43,8 +32,9 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for expert in args.expert:
         for level in args.levels:
-            env = gym.make(f"BabyAI-Text-{level}-v0", expert=expert)
-            success = own_success(env, args.success_episodes, 10_000_000)
+            make = functools.partial(gym.make, f"BabyAI-Text-{level}-v0", expert=expert)
+            success = collect(make, args.success_episodes, seed=10_000_000)[1].success_rate  # the expert alone
+            env = make()
             cells = []
             for deviate in (0, 3):
                 agree, total = fresh_agreement(env, args.episodes, deviate_every=deviate)

@@ -3,8 +3,8 @@
 Prints, per bot action (turn left, turn right, go forward, pick up, drop, toggle), how often the model chose
 the same one; the most frequent (bot -> model) confusions; and per episode whether the model succeeded and
 whether it ever picked up an object the mission names (the object-matching step the levels share); and, for
-the moves (turns, go forward), the agreement where the named object is in view and where it is not (there the
-bot moves from its memory of the room, which a prompt of a few steps does not carry).
+the moves (turns, go forward), the agreement where the named object is in view and where it is not (the bot
+explores there). `--expert myopic` compares with the myopic expert instead of the bot.
 
     .venv/bin/python scripts/probe_policy.py londi-assets:models/babyai_deepthink BabyAI-Text-PutNextLocal-v0 \\
         --episodes 20

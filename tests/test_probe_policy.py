@@ -37,6 +37,8 @@ def test_a_random_policy_disagrees_and_is_counted_per_bot_action():
 
 def test_the_teacher_compared_with_is_the_envs_expert():
     """With expert="myopic" the env's expert, which ExpertPolicy follows, is the myopic one: it agrees with
-    itself there; the probe's comparison follows the teacher asked for."""
-    r = _probe_module().probe(expert(), "BabyAI-Text-GoToLocal-v0", episodes=3, seed=0, expert="myopic")
+    itself there, and the teacher's actions counted differ from the bot's on the same episodes."""
+    probe = _probe_module().probe
+    r = probe(expert(), "BabyAI-Text-GoToLocal-v0", episodes=3, seed=0, expert="myopic")
     assert sum(r["total"].values()) > 0 and r["agree"] == r["total"]
+    assert r["total"] != probe(expert(), "BabyAI-Text-GoToLocal-v0", episodes=3, seed=0)["total"]
