@@ -7,7 +7,9 @@
 # score / 100; success is score 100.
 # Usage: scripts/results_scienceworld.sh [TASKS] [SEEDS] [STEPS]
 #        e.g. scripts/results_scienceworld.sh find_living_thing,use_thermometer,test_conductivity 0,1,2 4000
-# Env: EVAL (eval episodes, 50), JOBS (parallel jobs, 2), COSTS (LONDI costs, 0.01), LIMIT (step limit, 50).
+# Env: EVAL (eval episodes, 50), JOBS (parallel jobs, 2), COSTS (LONDI costs, 0.01), LIMIT (step limit, 50),
+#      BUDGETS (LONDI-B budgets, e.g. 5,10; default none: LONDI-B is not run), ONLY (the groups to run, default
+#      all: fixed,londi,londi_b; the report covers whatever is in the folder).
 # Models go to outputs/distill/, run folders to multirun/results/scienceworld_<task>/ (not committed), each
 # task's report to results/scienceworld_<task>/.
 set -euo pipefail
@@ -19,6 +21,9 @@ EVAL=${EVAL:-50}
 JOBS=${JOBS:-2}
 COSTS=${COSTS:-0.01}
 LIMIT=${LIMIT:-50}
+BUDGETS=${BUDGETS:-}
+ONLY=${ONLY:-fixed,londi,londi_b}
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
 TRAIN=".venv/bin/londi-train"
 export OMP_NUM_THREADS=1
 for T in ${TASKS//,/ }; do
@@ -30,9 +35,11 @@ for T in ${TASKS//,/ }; do
     ROOT=multirun/results/scienceworld_$T
     COMMON=(env=scienceworld/$T env.step_limit=$LIMIT model@quick=hf quick.path="$PWD/$Q/model" quick.device=cpu seed=$SEEDS
             eval_episodes=$EVAL logger=disabled hydra/launcher=joblib hydra.launcher.n_jobs=$JOBS)
-    $TRAIN -m "${COMMON[@]}" switcher=always_quick,always_deepthink,oracle total_steps=200 eval_every=200 \
-        checkpoint_every=200 hydra.sweep.dir=$ROOT/fixed
-    $TRAIN -m "${COMMON[@]}" switcher=londi switcher.cost=$COSTS total_steps=$STEPS eval_every=$((STEPS / 2)) \
-        checkpoint_every=$STEPS hydra.sweep.dir=$ROOT/londi
+    LEARNED=(total_steps=$STEPS eval_every=$((STEPS / 2)) checkpoint_every=$STEPS)
+    want fixed && $TRAIN -m "${COMMON[@]}" switcher=always_quick,always_deepthink,oracle total_steps=200 \
+        eval_every=200 checkpoint_every=200 hydra.sweep.dir=$ROOT/fixed
+    want londi && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi switcher.cost=$COSTS hydra.sweep.dir=$ROOT/londi
+    [ -n "$BUDGETS" ] && want londi_b && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi_b \
+        switcher.budget=$BUDGETS hydra.sweep.dir=$ROOT/londi_b
     .venv/bin/londi-report dir=$ROOT out=results/scienceworld_$T metric=return
 done
