@@ -137,6 +137,7 @@ class DistillConfig:
     pack: bool = True  # steps whose prompts extend one another train as one sequence
     aux_lm_weight: float = 0.0  # weight of next-token prediction on the non-action tokens (see distill_loss)
     merge_objects: bool = False  # word tokenizer: "red ball" is one token (see londi.lm.tokenization)
+    merge_offsets: bool = False  # word tokenizer: "2 steps left" is one token "left_2"
     # data
     episodes: int = 1000  # round-0 episodes per env (clean expert + noise-injected expert)
     noisy_fraction: float = 0.5  # share of round-0 episodes with random-action injection

@@ -303,6 +303,26 @@ def test_merged_object_tokens_keep_prompt_and_action_apart_and_reload(tmp_path):
     assert AutoTokenizer.from_pretrained(tmp_path)(prompt)["input_ids"] == tok(prompt)["input_ids"]
 
 
+def test_merged_offset_tokens_make_each_distance_one_token_and_reload(tmp_path):
+    from transformers import AutoTokenizer
+
+    demos, _ = collect(make_env, 3, seed=4, noise=0.5)
+    tok = build_word_tokenizer((d.prompt for d in demos), merge_objects=True, merge_offsets=True)
+    prompt = ("Goal of the agent: go to the red ball \n Observation 0: You see a wall 1 step left, "
+              "You see a red ball 2 steps right and 3 steps forward, \n Action 0: turn left")
+    tokens = tok.convert_ids_to_tokens(tok(prompt)["input_ids"])
+    i = tokens.index("red_ball", tokens.index("Observation"))
+    assert tokens[i : i + 5] == ["red_ball", "right_2", "and", "forward_3", ","]
+    assert {"left_1", "right_2", "forward_3"} <= set(tokens) and "steps" not in tokens and "step" not in tokens
+    assert tokens[-2:] == ["turn", "left"]  # an action's words are not offsets
+    assert tokens == split_words(prompt, merge_objects=True, merge_offsets=True)  # the prompt builder counts the same
+    for d in demos:
+        assert tok(d.prompt + d.action)["input_ids"] == tok(d.prompt)["input_ids"] + tok(d.action)["input_ids"]
+        assert tok.unk_token_id not in tok(d.prompt)["input_ids"]
+    tok.save_pretrained(tmp_path)
+    assert AutoTokenizer.from_pretrained(tmp_path)(prompt)["input_ids"] == tok(prompt)["input_ids"]
+
+
 def test_finish_at_saves_the_model_as_trained_so_far_and_skips_later_rounds(tmp_path):
     extra = ("dagger_rounds=1", "dagger_episodes=2", "dagger_steps=6", "eval_episodes=2")
     _run(tmp_path, *extra, "stop_at=30")  # a checkpoint inside round 0

@@ -370,12 +370,16 @@ class Distiller:
             def count(text: str) -> int:
                 return len(tokenizer(text, add_special_tokens=False)["input_ids"])
         else:  # the word tokenizer built later makes exactly one token per word or punctuation mark
-            merge = bool(self.cfg.get("merge_objects", False))
+            merges = self._merges()
 
             def count(text: str) -> int:
-                return len(split_words(text, merge))
+                return len(split_words(text, **merges))
         return get_prompt_builder(family, history=int(self.cfg.history), history_chunk=int(self.cfg.history_chunk),
                                   max_tokens=int(self.cfg.max_prompt_tokens), count_tokens=count)
+
+    def _merges(self) -> dict[str, bool]:
+        """Which phrases the word tokenizer makes one token (see `londi.lm.tokenization`)."""
+        return {k: bool(self.cfg.get(k, False)) for k in ("merge_objects", "merge_offsets")}
 
     def _collect_round(self, r: int, actor: CausalLMActor | None, prompt: PromptBuilder) -> list[Demonstration]:
         path = self.out / "data" / f"round{r}.jsonl"
@@ -418,7 +422,7 @@ class Distiller:
         if self._init_path() is not None:
             tok = AutoTokenizer.from_pretrained(self._init_path())
         else:
-            tok = build_word_tokenizer((d.prompt for d in demos), merge_objects=bool(self.cfg.get("merge_objects", False)))
+            tok = build_word_tokenizer((d.prompt for d in demos), **self._merges())
         tok.save_pretrained(tok_dir)
         return AutoTokenizer.from_pretrained(tok_dir)
 
