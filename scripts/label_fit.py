@@ -32,7 +32,9 @@ import envs  # noqa: F401 - registers the BabyAI-Text ids
 from londi.lm.demonstrations import Demonstration
 from londi.lm.state import EpisodeHistory
 
-_DESC = re.compile(r"You see a (?:(\w+) )?(\w+) (?:(\d+) steps? (left|right))?(?: and )?(?:(\d+) steps? forward)?")
+_DESC = re.compile(r"You see an? ([a-z ]+?) (\d.*)$")  # "You see a red key 2 steps left and 1 step forward"
+_SIDE = re.compile(r"(\d+) steps? (left|right)")
+_FORWARD = re.compile(r"(\d+) steps? forward")
 _GOAL = re.compile(r"Goal of the agent: go to (?:the|a) (\w+) (\w+)")
 
 
@@ -43,15 +45,19 @@ def view_features(prompt: str) -> np.ndarray:
     occ, walls, targets = np.zeros((7, 7)), [0, 0, 0], []
     obs = prompt[prompt.rindex("Observation"):]
     for part in obs.split("You see")[1:]:
-        color, kind, side_n, side, fwd_n = _DESC.match("You see" + part.split(",")[0]).groups()
-        dx = (int(side_n) if side_n else 0) * (-1 if side == "left" else 1)
-        dy = int(fwd_n) if fwd_n else 0
-        if kind == "wall":
+        m = _DESC.match("You see" + part.split(",")[0].rstrip())
+        if m is None:
+            continue
+        name, place = m.groups()
+        side, fwd = _SIDE.search(place), _FORWARD.search(place)
+        dx = (int(side.group(1)) * (-1 if side.group(2) == "left" else 1)) if side else 0
+        dy = int(fwd.group(1)) if fwd else 0
+        if name == "wall":
             walls[0 if dx == 0 else 1 if dx < 0 else 2] = dy if dx == 0 else abs(dx)
             continue
         if -3 <= dx <= 3 and 0 <= dy <= 6:
             occ[dx + 3, dy] = 1
-        if goal is not None and (color, kind) == goal.groups():
+        if goal is not None and name == " ".join(goal.groups()):
             targets.append((abs(dx) + dy, dx, dy))
     t = min(targets) if targets else (0, 0, -9)
     return np.concatenate([[t[1], t[2], bool(targets)], walls, occ.ravel()])
@@ -87,9 +93,14 @@ def held_out(env_id: str, expert: str, episodes: int, seed: int, noise: float):
     return prompts, candidates, np.array(labels), dirs
 
 
-def per_label(pred: Sequence[str], labels: np.ndarray) -> str:
+def per_label(pred: Sequence[str], labels: np.ndarray, in_view: np.ndarray | None = None) -> str:
+    """Accuracy overall, per label (those with >= 20 states) and, given `in_view`, where the goal object is
+    in view and where it is not."""
     pred = np.asarray(pred)
     parts = [f"{a} {np.mean(pred[labels == a] == a):.2f}" for a in sorted(set(labels)) if np.sum(labels == a) >= 20]
+    if in_view is not None:
+        parts += [f"goal in view {np.mean(pred[in_view] == labels[in_view]):.2f}",
+                  f"not in view {np.mean(pred[~in_view] == labels[~in_view]):.2f}"]
     return f"{np.mean(pred == labels):.3f} ({', '.join(parts)})"
 
 
@@ -136,14 +147,15 @@ def main() -> None:
     x_train = np.array([view_features(d.prompt) for d in train])
     y_train = np.array([d.action for d in train])
     x_test = np.array([view_features(p) for p in prompts])
+    in_view = x_test[:, 2] == 1
     for name, clf in [("tree, depth 6", DecisionTreeClassifier(max_depth=6, random_state=0)),
                       ("tree, depth 12", DecisionTreeClassifier(max_depth=12, random_state=0)),
                       ("gradient boosting", HistGradientBoostingClassifier(random_state=0))]:
         clf.fit(x_train, y_train)
         print(f"{name} on the parsed view: train {clf.score(x_train, y_train):.3f}, held-out "
-              f"{per_label(clf.predict(x_test), labels)}")
+              f"{per_label(clf.predict(x_test), labels, in_view)}")
     if args.model:
-        print(f"model {args.model}: held-out {per_label(model_choices(args.model, prompts, candidates), labels)}")
+        print(f"model {args.model}: held-out {per_label(model_choices(args.model, prompts, candidates), labels, in_view)}")
         sample = random.Random(0).sample(train, min(1500, len(train)))
         fit = model_choices(args.model, [d.prompt for d in sample], [d.actions for d in sample])
         print(f"  on 1,500 of its training states: {per_label(fit, np.array([d.action for d in sample]))}")
