@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from londi import build
 from londi.lm.baselines import ExpertPolicy, RandomPolicy
 from londi.switch.encoders import HashedNgramEncoder
+
+
+def load_script(name: str) -> ModuleType:
+    """scripts/NAME.py imported as a module (scripts are not a package); registered in sys.modules, where
+    dataclasses look their module up."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def switcher(name: str, *overrides: str) -> Any:

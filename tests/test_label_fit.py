@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "label_fit.py"
+from tests.helpers import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("label_fit", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("label_fit")
 
 
 def test_view_features_read_the_goal_offset_walls_and_occupied_cells():

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-from tests.helpers import expert, random_policy
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "probe_policy.py"
+from tests.helpers import expert, load_script, random_policy
 
 
 def _probe_module():
-    spec = importlib.util.spec_from_file_location("probe_policy", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("probe_policy")
 
 
 def test_the_bot_agrees_with_itself_and_picks_the_named_object():

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+
+from tests.helpers import load_script
 
 pytestmark = [pytest.mark.scienceworld, pytest.mark.slow]
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "lockstep_scienceworld.py"
-
 
 def test_lockstep_finds_no_stale_list_and_the_package_reset_scores():
-    spec = importlib.util.spec_from_file_location("lockstep_scienceworld", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
+    module = load_script("lockstep_scienceworld")
     tasks = ("find-living-thing", "boil", "test-conductivity", "chemistry-mix", "use-thermometer")
     stats = module.lockstep(tasks, variations=1, steps=10, log=lambda *_: None)
     assert stats.states >= 2 * len(tasks) * 5
