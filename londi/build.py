@@ -109,7 +109,10 @@ def _missing_keys(node: Any, where: str = "") -> list[str]:
         child = node._get_node(k)
         path = f"{where}.{k}" if where else str(k)
         if isinstance(child, (DictConfig, ListConfig)):
-            out += _missing_keys(child, path) if not child._is_missing() else [path]
+            if child._is_missing():
+                out.append(path)
+            elif not child._is_none():
+                out += _missing_keys(child, path)
         elif child is not None and child._is_missing():
             out.append(path)
     return out
@@ -137,7 +140,7 @@ def validate(cfg: DictConfig) -> None:
                          f"command line, e.g. {missing[0]}=...")
 
     def check(node: Any, where: str) -> None:
-        if isinstance(node, DictConfig):
+        if isinstance(node, DictConfig) and not node._is_none():  # a dict-typed key may be null
             target = node.get("_target_")
             if target is not None:
                 try:

@@ -138,6 +138,8 @@ class DistillConfig:
     aux_lm_weight: float = 0.0  # weight of next-token prediction on the non-action tokens (see distill_loss)
     merge_objects: bool = False  # word tokenizer: "red ball" is one token (see londi.lm.tokenization)
     merge_offsets: bool = False  # word tokenizer: "2 steps left" is one token "left_2"
+    compact: bool = False  # word tokenizer: drop fixed words, one token per object and per place ("right2_f3")
+    prompt_options: dict[str, Any] = field(default_factory=dict)  # the prompt builder's options, e.g. named_objects
     # data
     episodes: int = 1000  # round-0 episodes per env (clean expert + noise-injected expert)
     noisy_fraction: float = 0.5  # share of round-0 episodes with random-action injection

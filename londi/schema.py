@@ -233,6 +233,7 @@ class HFModelSchema:
     score: Reduction | None = MISSING
     history: int | None = MISSING
     history_chunk: int | None = MISSING
+    prompt_options: dict[str, Any] | None = MISSING
     max_prompt_tokens: int | None = MISSING
     greedy: bool = MISSING
     temperature: float = MISSING

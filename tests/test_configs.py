@@ -24,7 +24,7 @@ def _options(group: str) -> list[str]:
 
 
 def _targets(node, path=""):
-    if OmegaConf.is_dict(node):
+    if OmegaConf.is_dict(node) and not node._is_none():  # a dict-typed key may be null (e.g. prompt_options)
         for k, v in node.items_ex(resolve=False):
             if k == "_target_":
                 yield path, v

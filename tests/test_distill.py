@@ -176,7 +176,7 @@ def test_multi_env_dagger_packing_and_learning_curve(tmp_path):
     assert set(meta["eval"]["levels"]) == {ENV, "BabyAI-Text-PickupLocal-v0"}
     assert {"GoToLocal/expert", "PickupLocal/noisy", "PickupLocal/dagger1"} <= set(meta["collection"])
     assert meta["prompt"] == {"family": "babyai_text", "history": 2, "history_chunk": 3, "max_prompt_tokens": 1024,
-                              "add_bos": False}
+                              "add_bos": False, "options": {}}
     rows = [json.loads(ln) for ln in (tmp_path / CURVE).read_text().splitlines()]
     assert [r["step"] for r in rows] == [20, 40, 46]  # every 20 steps and at each round's end
     assert all(r["train_flops"] > 0 and set(r["success"]) == set(meta["eval"]["levels"]) for r in rows)
@@ -332,3 +332,42 @@ def test_finish_at_saves_the_model_as_trained_so_far_and_skips_later_rounds(tmp_
     assert not (tmp_path / "data" / "round1.jsonl").exists()  # no DAgger collection for a skipped round
     assert (tmp_path / MODEL_DIR / "model.safetensors").exists()
     assert "ended early by `finish_at` at step 40 of the recipe's 46" in (tmp_path / MODEL_DIR / "MODEL_CARD.md").read_text()
+
+
+def test_compact_tokens_drop_fixed_words_and_make_each_object_and_place_one_token(tmp_path):
+    from transformers import AutoTokenizer
+
+    demos, _ = collect(make_env, 3, seed=4, noise=0.5)
+    tok = build_word_tokenizer((d.prompt for d in demos), compact=True)
+    prompt = ("Possible action of the agent: turn left, turn right, go forward, pick up, drop, toggle \n Goal of the "
+              "agent: go to the red ball \n Observation 0: You see a wall 1 step left, You see a red ball 2 steps "
+              "right and 3 steps forward, You see a open blue door 4 steps forward, \n Action 0: turn left")
+    tokens = tok.convert_ids_to_tokens(tok(prompt)["input_ids"])
+    assert tokens == ["Goal", ":", "go", "to", "the", "red_ball", "Observation", "0", ":", "wall", "left1", ",",
+                      "red_ball", "right2_f3", ",", "open", "blue_door", "f4", ",", "Action", "0", ":", "turn", "left"]
+    assert tokens == split_words(prompt, compact=True)  # the prompt builder counts the same
+    for d in demos:  # candidate scoring still sees the sequences it was trained on
+        assert tok(d.prompt + d.action)["input_ids"] == tok(d.prompt)["input_ids"] + tok(d.action)["input_ids"]
+        assert tok.unk_token_id not in tok(d.prompt)["input_ids"]
+    tok.save_pretrained(tmp_path)
+    assert AutoTokenizer.from_pretrained(tmp_path)(prompt)["input_ids"] == tok(prompt)["input_ids"]
+    with pytest.raises(ValueError, match="compact already"):
+        build_word_tokenizer(["a"], compact=True, merge_offsets=True)
+
+
+def test_prompt_options_and_compact_tokens_reach_the_saved_model(tmp_path):
+    from londi import build
+
+    meta = _run(tmp_path, "compact=true", "+prompt_options.named_objects=true", "eval_episodes=2")
+    assert meta["prompt"]["options"] == {"named_objects": True} and meta["tokenizer"] == {"compact": True}
+    card = (tmp_path / MODEL_DIR / "MODEL_CARD.md").read_text()
+    assert "named_objects=True" in card and "compact" in card
+    cfg = build.config(["model@quick=hf", "quick.device=cpu", "quick.dtype=float32"])
+    cfg.quick.path = str(tmp_path / MODEL_DIR)
+    policy = build.model(cfg, "quick")  # HFPolicy shows the model what it was trained on
+    env = make_env()
+    obs, info = env.reset(seed=3)
+    state = TextState.from_env(obs, info, env=env)
+    assert "\n Named: " in policy.prompt(state)
+    assert policy.count_tokens(policy.prompt(state)) < len(policy.prompt(state).split()) / 2  # compact
+    assert 0 <= policy.act_one(state).index < len(state.admissible_actions)

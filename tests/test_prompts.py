@@ -109,3 +109,37 @@ def test_registry_lookup_and_errors():
     s = TextState(obs="o", mission="m", admissible_actions=("a",), family="test_family",
                   history=(Step("x", None, "a"),) * 5)
     assert build_prompt(s) == "2|o"
+
+
+def test_named_objects_moves_what_the_mission_refers_to_onto_its_own_line():
+    from londi.lm.prompts import split_named
+
+    other, named = split_named(
+        ["You carry a blue key", "You see a wall 2 steps forward", "You see a red ball 1 step left",
+         "You see a purple key 2 steps right", "You see a green box 1 step forward"],
+        "put the red ball next to a key")
+    # named: the carried object first, then the mission's order (the ball before any key), then the view's
+    assert named == ["You carry a blue key", "You see a red ball 1 step left", "You see a purple key 2 steps right"]
+    assert other == ["You see a wall 2 steps forward", "You see a green box 1 step forward"]
+    # a colourless door names every door in view, and a key of a named door's colour is what opens it
+    other, named = split_named(["You see a red key 1 step left", "You see a locked purple door 3 steps forward",
+                                "You see a purple key 2 steps right"], "open the door")
+    assert named == ["You see a locked purple door 3 steps forward", "You see a purple key 2 steps right"]
+    assert other == ["You see a red key 1 step left"]
+    assert split_named(["You see a red key 1 step left"], "open the green door") == (["You see a red key 1 step left"], [])
+    assert split_named(["You see a green key 1 step left"], "open the green door") == ([], ["You see a green key 1 step left"])
+
+
+def test_named_objects_prompt_is_the_glam_prompt_reordered():
+    plain = get_prompt_builder("babyai_text", history=1).build(babyai_state([FIRST]))
+    named = get_prompt_builder("babyai_text", history=1, named_objects=True).build(babyai_state([FIRST]))
+    assert plain == SPEC_EXAMPLE
+    assert named == (
+        "Possible action of the agent: turn left, turn right, go forward, pick up, drop, toggle \n Goal of the agent: "
+        "pick up the red ball \n Observation 0: You see a wall 2 steps forward,  \n Named: You see a red ball 1 step "
+        "left, \n Action 0: turn left \n Observation 1:  \n Named: You see a red ball 1 step forward, \n Action 1: ")
+    assert sorted(named.replace("\n Named:", "").split()) == sorted(plain.split())  # the same words, moved
+    with pytest.raises(TypeError, match=r"no option \['named_object'\]"):
+        get_prompt_builder("babyai_text", named_object=True)
+    with pytest.raises(TypeError, match="no option"):
+        get_prompt_builder("scienceworld", named_objects=True)

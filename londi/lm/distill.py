@@ -375,11 +375,16 @@ class Distiller:
             def count(text: str) -> int:
                 return len(split_words(text, **merges))
         return get_prompt_builder(family, history=int(self.cfg.history), history_chunk=int(self.cfg.history_chunk),
-                                  max_tokens=int(self.cfg.max_prompt_tokens), count_tokens=count)
+                                  max_tokens=int(self.cfg.max_prompt_tokens), count_tokens=count,
+                                  **self.prompt_options())
+
+    def prompt_options(self) -> dict[str, Any]:
+        """The prompt builder's own options (saved in londi_distill.json for HFPolicy)."""
+        return dict(_plain(self.cfg.get("prompt_options")) or {})
 
     def _merges(self) -> dict[str, bool]:
         """Which phrases the word tokenizer makes one token (see `londi.lm.tokenization`)."""
-        return {k: bool(self.cfg.get(k, False)) for k in ("merge_objects", "merge_offsets")}
+        return {k: bool(self.cfg.get(k, False)) for k in ("merge_objects", "merge_offsets", "compact")}
 
     def _collect_round(self, r: int, actor: CausalLMActor | None, prompt: PromptBuilder) -> list[Demonstration]:
         path = self.out / "data" / f"round{r}.jsonl"
@@ -639,8 +644,9 @@ class Distiller:
             "env_kwargs": _plain(cfg.env_kwargs) or {},
             "prompt": {"family": self.prompt_builder(None).family, "history": int(cfg.history),
                        "history_chunk": int(cfg.history_chunk), "max_prompt_tokens": int(cfg.max_prompt_tokens),
-                       "add_bos": _adds_bos(actor.scorer)},
+                       "add_bos": _adds_bos(actor.scorer), "options": self.prompt_options()},
             "scoring": "sum",
+            "tokenizer": {k: v for k, v in self._merges().items() if v},
             "command": self.command,
             "why": str(cfg.why),
             "arch": _plain(cfg.arch) or {},
@@ -725,12 +731,15 @@ def write_model_card(model_dir: str | Path, meta: Mapping[str, Any]) -> Path:
         "## Model",
         f"- transformers causal LM, {ev.get('parameters', meta.get('parameters', '?'))} parameters; "
         f"config: `{json.dumps(arch)}`",
-        "- word-level tokenizer built from the env's text (londi/lm/tokenization.py), "
+        "- word-level tokenizer built from the env's text (londi/lm/tokenization.py"
+        + "".join(f", {k}" for k in meta.get("tokenizer", {})) + "), "
         f"{'a BOS token before' if prompt.get('add_bos') else 'no special tokens around'} the prompt",
         f"- prompt: the {prompt.get('family')} builder (londi/lm/prompts.py) with history={prompt.get('history')} "
         f"past steps, history_chunk={prompt.get('history_chunk', 1)} (so {prompt.get('history')} to "
         f"{(prompt.get('history') or 0) + prompt.get('history_chunk', 1) - 1} past steps are shown), at most "
-        f"{prompt.get('max_prompt_tokens')} tokens; action = the admissible action with the highest sum of token "
+        f"{prompt.get('max_prompt_tokens')} tokens"
+        + "".join(f", {k}={v}" for k, v in (prompt.get("options") or {}).items())
+        + "; action = the admissible action with the highest sum of token "
         "log-probs after the prompt (`HFPolicy`, score=sum). The settings are in londi_distill.json, which "
         "HFPolicy reads.",
     ]

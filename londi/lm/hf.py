@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +169,8 @@ class HFPolicy(LMPolicy):
         history: past steps in the prompt (None: the prompt builder's / distilled model's default).
         history_chunk: steps the history window moves at once (None: the distilled model's, else 1; see
             `londi.lm.prompts.PromptBuilder`).
+        prompt_options: options of the prompt builder of the model's env family, e.g. {"named_objects": True}
+            (None: the distilled model's, else none).
         temperature, greedy: greedy picks the argmax (score) or decodes greedily (generate); otherwise
             samples from softmax(scores / temperature) or with that sampling temperature.
         max_new_tokens: generation length in `generate` mode.
@@ -191,6 +193,7 @@ class HFPolicy(LMPolicy):
         score: str | None = None,
         history: int | None = None,
         history_chunk: int | None = None,
+        prompt_options: Mapping[str, Any] | None = None,
         candidate_eos: bool = False,
         add_bos: bool | None = None,
         seed: int | None = None,
@@ -225,6 +228,7 @@ class HFPolicy(LMPolicy):
         self.history = history if history is not None else prompt_meta.get("history")
         self.history_chunk = int(history_chunk if history_chunk is not None else prompt_meta.get("history_chunk", 1))
         self.trained_family = prompt_meta.get("family")  # a distilled model knows one env family's text only
+        self.prompt_options = dict(prompt_options if prompt_options is not None else prompt_meta.get("options") or {})
         self.max_prompt_tokens = max_prompt_tokens if max_prompt_tokens is not None else prompt_meta.get("max_prompt_tokens")
         self.temperature = float(temperature)
         self.greedy = bool(greedy)
@@ -270,6 +274,8 @@ class HFPolicy(LMPolicy):
                                       "history_chunk": self.history_chunk}
             if self.history is not None:
                 kwargs["history"] = int(self.history)
+            if self.prompt_options and family == (self.trained_family or family):
+                kwargs.update(self.prompt_options)
             builder = self._builders[family] = get_prompt_builder(family, **kwargs)
         return builder
 
