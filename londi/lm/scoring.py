@@ -90,7 +90,10 @@ class ActionScorer:
         self.pad_id = int(pad)
         self._cand_cache: dict[str, list[int]] = {}
         self._specials = self._special_ids(add_bos)
-        self._keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+        params = inspect.signature(model.forward).parameters
+        self._keeps_logits = "logits_to_keep" in params
+        # transformers 5.x renamed the KV-cache argument and output from past_key_values to cache
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
 
     @property
     def device(self) -> torch.device:
@@ -215,7 +218,7 @@ class ActionScorer:
         )
         hidden = out.hidden_states[-1][:, -1] if return_hidden else None
         first_lp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # predicts each candidate's 1st token
-        cache = out.past_key_values
+        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
         p_len = p_mask.sum(1)
         pos = p_len[owner, None] + torch.arange(cand.shape[1], device=cand.device)[None]
         full_mask = torch.cat([p_mask[owner], cand_mask], 1)
@@ -229,7 +232,7 @@ class ActionScorer:
             chunk_cache.reorder_cache(owner[sl])  # index_select: new tensors, the prompt cache stays intact
             logits.append(self.model(
                 input_ids=cand[sl], attention_mask=full_mask[sl], position_ids=pos[sl],
-                past_key_values=chunk_cache, use_cache=True,
+                use_cache=True, **{self._cache_kw: chunk_cache},
             ).logits[:, :-1].float())
         c_logits = torch.cat(logits, 0)
         rest_lp = torch.log_softmax(c_logits, dim=-1)  # token t+1 given candidate[:t+1]
