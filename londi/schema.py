@@ -88,6 +88,7 @@ class DQNSchema:
     gamma: float = MISSING
     train_freq: int = MISSING  # vector steps between updates
     gradient_steps: int = MISSING  # gradient steps per update (-1: one per env step collected)
+    max_gradient_steps: int | None = None  # more per update are merged into fewer, larger batches (same samples)
     target_update_interval: int = MISSING
     exploration_fraction: float = MISSING
     exploration_final_eps: float = MISSING

@@ -48,6 +48,7 @@ def test_lean_dqn_train_makes_the_same_updates_as_sb3s_own():
 
     steps, batch = 5, 32
     lean, sb3 = _filled_dqn(), _filled_dqn()
+    lean.max_gradient_steps = None  # SB3's loop has no cap
     torch.manual_seed(0)
     with torch.no_grad():  # online and target networks differ, as they do between target updates
         for a, b in zip(lean.q_net.parameters(), sb3.q_net.parameters(), strict=True):
@@ -68,3 +69,32 @@ def test_lean_dqn_train_makes_the_same_updates_as_sb3s_own():
     assert any(not torch.equal(a, b) for a, b in zip(lean.q_net.parameters(), target_before, strict=True))
     assert all(torch.equal(a, b) for a, b in zip(lean.q_net_target.parameters(), target_before, strict=True))
     assert lean.logger.name_to_value["train/loss"] == pytest.approx(sb3.logger.name_to_value["train/loss"], rel=1e-4)
+
+
+def test_max_gradient_steps_merges_more_steps_into_larger_batches_with_the_same_samples():
+    model = _filled_dqn()
+    assert model.max_gradient_steps == 4  # the default londi config
+    sizes = []
+    sample = model.replay_buffer.sample
+    model.replay_buffer.sample = lambda n, env=None: sizes.append(n) or sample(n, env)
+    model.train(16, 64)  # what n_envs=16 asks for with one step of 64 per env step
+    assert model._n_updates == 4 and sizes == [16 * 64]  # 4 steps of 256: the same samples
+    model.train(3, 64)  # under the cap: unchanged
+    assert model._n_updates == 7 and sizes[-1] == 3 * 64
+    model.max_gradient_steps = None
+    model.train(16, 64)
+    assert model._n_updates == 23
+
+
+def test_max_gradient_steps_survives_a_reload(tmp_path):
+    env = SwitchingVecEnv([SwitchingEnv(CorridorTextEnv(), random_policy("q"), expert("d"), encoder=hashed(16),
+                                        cost=0.1)])
+    sw = switcher("londi", "switcher.dqn.learning_starts=10", "switcher.dqn.max_gradient_steps=2")
+    sw.setup(env, seed=0, total_steps=64)
+    sw.learn(env, 16, lambda info: None)
+    sw.save(tmp_path / "ckpt")
+    sw.load(tmp_path / "ckpt")
+    assert sw.model.max_gradient_steps == 2
+    before = sw.model._n_updates
+    sw.model.train(8, 8)
+    assert sw.model._n_updates == before + 2

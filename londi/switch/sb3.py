@@ -78,6 +78,10 @@ class _LeanDQNTrain:
     """
 
     STACKABLE_BUFFERS: tuple[type, ...] = ()  # set below: ReplayBuffer, NStepReplayBuffer, SwitchCostReplayBuffer
+    # At most this many gradient steps per update; more are merged into as many larger batches, so the samples
+    # replayed per env step stay the same (None: no cap). With n_envs=16 and one step of 64 per env step,
+    # 4 steps of 256 learn as well (results/switching.md) at a fraction of the per-step overhead.
+    max_gradient_steps: int | None = None
 
     def _batches(self, gradient_steps: int, batch_size: int) -> list[Any]:
         buffer = self.replay_buffer
@@ -89,6 +93,9 @@ class _LeanDQNTrain:
                 for i in range(gradient_steps)]
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        cap = self.max_gradient_steps
+        if cap is not None and gradient_steps > cap:
+            batch_size, gradient_steps = -(-batch_size * gradient_steps // cap), cap
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         batches = self._batches(gradient_steps, batch_size)
@@ -261,9 +268,15 @@ class SB3Switcher(Switcher):
             cls = SwitchMaskablePPO if self.masked else SwitchPPO
             return cls, "MlpPolicy", dict(self.algo_kwargs)
         kwargs = dict(self.algo_kwargs)
+        kwargs.pop("max_gradient_steps", None)  # londi's, not SB3's: set on the model (see _LeanDQNTrain)
         if self.masked:
             return MaskedDQN, BudgetMaskedDQNPolicy, kwargs
         return SwitchDQN, "MlpPolicy", kwargs
+
+    def _configure(self, model: Any) -> None:
+        if self.algo == "dqn":
+            cap = self.algo_kwargs.get("max_gradient_steps")
+            model.max_gradient_steps = int(cap) if cap is not None else None
 
     def setup(self, env: SwitchingVecEnv, seed: int, total_steps: int | None = None) -> None:
         self._env = env
@@ -273,6 +286,7 @@ class SB3Switcher(Switcher):
         if self.algo == "dqn" and get_device(self.device).type in ("cpu", "cuda"):
             policy_kwargs["optimizer_kwargs"] = {"fused": True}  # one kernel per Adam step: most of a small net's update
         self.model = cls(policy, env, seed=seed, device=self.device, verbose=0, policy_kwargs=policy_kwargs, **kwargs)
+        self._configure(self.model)
         self.model._schedule_total = total_steps
         self.model.set_logger(_silent_logger())
 
@@ -319,6 +333,7 @@ class SB3Switcher(Switcher):
             warnings.filterwarnings("ignore", message=".*n_steps.*is ignored because a custom")
             self.model = cls.load(path / "model.zip", env=self._env, device=self.device, force_reset=False)
         self.model._schedule_total = total
+        self._configure(self.model)
         self.model.set_logger(_silent_logger())
         if (path / "replay_buffer.pkl").exists():
             self.model.load_replay_buffer(path / "replay_buffer.pkl")
