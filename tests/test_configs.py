@@ -99,6 +99,22 @@ def test_unknown_group_option_fails():
         _compose(["env=babyai_text/gotolocal"])
 
 
+def test_env_configs_choose_default_models_and_the_command_line_wins():
+    """The shipped DEEPTHINK is the default only on the levels where it met its bar (their env configs choose it);
+    elsewhere the expert stays, and an explicit choice on the command line overrides either."""
+    hf, expert = "londi.lm.hf.HFPolicy", "londi.lm.baselines.ExpertPolicy"
+    assert _compose().deepthink._target_ == expert  # GoToLocal: 0.89 < 0.90
+    for level in ("pickup_local", "mixed_train_local", "mixed_test_local"):
+        cfg = _compose([f"env=babyai_text/{level}"])
+        assert cfg.deepthink._target_ == hf and cfg.deepthink.path == "londi-assets:models/babyai_deepthink", level
+        assert cfg.quick._target_ == hf and cfg.quick.path == "londi-assets:models/babyai_quick", level
+    for level in ("goto_local", "put_next_local", "boss_level"):
+        assert _compose([f"env=babyai_text/{level}"]).deepthink._target_ == expert, level
+    assert _compose(["env=babyai_text/pickup_local", "model@deepthink=random"]).deepthink._target_.endswith("RandomPolicy")
+    assert _compose(["env=babyai_text/goto_local", "model@deepthink=distilled"]).deepthink._target_ == hf
+    assert _compose(["env=scienceworld/boil"]).deepthink._target_ == expert
+
+
 def test_scienceworld_env_schema():
     cfg = _compose(["env=scienceworld/boil"])
     assert cfg.env.id == "ScienceWorld-v0" and cfg.env.task == "boil" and cfg.env.step_limit == 100
