@@ -2,7 +2,9 @@
 
 Reads each run's `curve.jsonl` (written during training: success per eval env every `eval_every` steps and
 at each round's end, with the training FLOPs, samples and CPU seconds so far) and draws one panel per
-x axis (training FLOPs, CPU-hours), one colour per level, one line style per run.
+x axis (training FLOPs, CPU-hours), one colour per level, one line style per run. A
+fine-tuning run (`init_from`) starts where its initial model's training ended: its x axis adds the earlier
+stages' compute, and its first point is the initial model's measured success.
 
     .venv/bin/python scripts/plot_distill_curve.py outputs/distill/deepthink outputs/distill/quick \\
         --labels DEEPTHINK QUICK --out results/distill_curve.png
@@ -19,6 +21,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from londi.lm.distill import lineage_training  # noqa: E402
+
 STYLES = ["-", "--", ":", "-."]
 
 
@@ -34,6 +38,17 @@ def read_curve(run: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def earlier_stages(run: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """For a fine-tuning run (`init_from`): the earlier stages' training compute and the initial model's
+    measured success per level, so its curve is drawn from where the initial model's training ended."""
+    meta_path = run / "model" / "londi_distill.json"
+    if not meta_path.exists():
+        return lineage_training({}), {}
+    meta = json.loads(meta_path.read_text())
+    init_eval = ((meta.get("init") or {}).get("eval") or {}).get("levels", {})
+    return lineage_training(meta), {lv: v["success_rate"] for lv, v in init_eval.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path, help="londi-distill out= folders")
@@ -44,6 +59,14 @@ def main() -> None:
     if len(labels) != len(args.runs):
         raise SystemExit(f"{len(args.runs)} runs but {len(labels)} labels")
     curves = [read_curve(r) for r in args.runs]
+    for run, curve in zip(args.runs, curves, strict=True):
+        before, start = earlier_stages(run)
+        for row in curve:
+            row["train_flops"] += before["train_flops"]
+            row["cpu_seconds"] += before["cpu_seconds"]
+        if start:  # the initial model, as measured (100 episodes per level) when it was made
+            curve.insert(0, {"train_flops": before["train_flops"], "cpu_seconds": before["cpu_seconds"],
+                             "success": start})
     levels = sorted({k for c in curves for row in c for k in row["success"]}, key=short)
     colours = {lv: plt.get_cmap("tab10")(i) for i, lv in enumerate(levels)}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)

@@ -9,9 +9,10 @@
 #        e.g. scripts/results_scienceworld.sh find_living_thing,use_thermometer,test_conductivity 0,1,2 4000
 # Env: EVAL (eval episodes, 50), JOBS (parallel jobs, 2), COSTS (LONDI costs, 0.01), LIMIT (step limit, 50),
 #      BUDGETS (LONDI-B budgets, e.g. 5,10; default none: LONDI-B is not run), ONLY (the groups to run, default
-#      all: fixed,londi,londi_b; the report covers whatever is in the folder).
-# Models go to outputs/distill/, run folders to multirun/results/scienceworld_<task>/ (not committed), each
-# task's report to results/scienceworld_<task>/.
+#      all: fixed,londi,londi_b; the report covers whatever is in the folder), TAG (run folders under
+#      multirun/results<TAG>/, reports under results/scienceworld_<task><TAG>; default empty).
+# Models go to outputs/distill/, run folders to multirun/results<TAG>/scienceworld_<task>/ (not committed), each
+# task's report to results/scienceworld_<task><TAG>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TASKS=${1:-find_living_thing,use_thermometer,test_conductivity}
@@ -23,6 +24,7 @@ COSTS=${COSTS:-0.01}
 LIMIT=${LIMIT:-50}
 BUDGETS=${BUDGETS:-}
 ONLY=${ONLY:-fixed,londi,londi_b}
+TAG=${TAG:-}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 TRAIN=".venv/bin/londi-train"
 export OMP_NUM_THREADS=1
@@ -32,7 +34,7 @@ for T in ${TASKS//,/ }; do
     [ -f "$Q/model/model.safetensors" ] || .venv/bin/londi-distill distill_model=quick envs=ScienceWorld-v0 \
         eval_envs=null +env_kwargs.task="$TASK" +env_kwargs.variation=null +env_kwargs.step_limit="$LIMIT" \
         episodes=60 steps=600 eval_episodes=20 eval_episodes_round=0 eval_every=0 progress=false out="$Q"
-    ROOT=multirun/results/scienceworld_$T
+    ROOT=multirun/results$TAG/scienceworld_$T
     COMMON=(env=scienceworld/$T env.step_limit=$LIMIT model@quick=hf quick.path="$PWD/$Q/model" quick.device=cpu seed=$SEEDS
             eval_episodes=$EVAL logger=disabled hydra/launcher=joblib hydra.launcher.n_jobs=$JOBS)
     LEARNED=(total_steps=$STEPS eval_every=$((STEPS / 2)) checkpoint_every=$STEPS)
@@ -41,5 +43,5 @@ for T in ${TASKS//,/ }; do
     want londi && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi switcher.cost=$COSTS hydra.sweep.dir=$ROOT/londi
     [ -n "$BUDGETS" ] && want londi_b && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi_b \
         switcher.budget=$BUDGETS hydra.sweep.dir=$ROOT/londi_b
-    .venv/bin/londi-report dir=$ROOT out=results/scienceworld_$T metric=return
+    .venv/bin/londi-report dir=$ROOT out=results/scienceworld_$T$TAG metric=return
 done

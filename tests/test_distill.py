@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -371,3 +372,22 @@ def test_prompt_options_and_compact_tokens_reach_the_saved_model(tmp_path):
     assert "\n Named: " in policy.prompt(state)
     assert policy.count_tokens(policy.prompt(state)) < len(policy.prompt(state).split()) / 2  # compact
     assert 0 <= policy.act_one(state).index < len(state.admissible_actions)
+
+
+def test_fine_tuning_records_its_initial_model_and_the_card_rebuilds_both_stages(tmp_path):
+    def run(out: Path, *extra: str) -> dict:
+        cmd = " ".join(["londi-distill distill_model=tiny", *extra, f"out={out}"])
+        return run_config(_cfg(out, *extra), command=cmd)
+
+    first = run(tmp_path / "first", "eval_episodes=2")
+    init = tmp_path / "shipped"  # the first stage's model copied elsewhere, as a shipped asset is
+    shutil.copytree(tmp_path / "first" / MODEL_DIR, init)
+    second = run(tmp_path / "second", f"init_from={init}", "steps=10", "eval_episodes=2")
+    assert second["init"]["from"] == str(init)
+    assert second["init"]["training"]["step"] == first["training"]["step"] == 40
+    card = (tmp_path / "second" / MODEL_DIR / "MODEL_CARD.md").read_text()
+    stage1 = f"londi-distill distill_model=tiny eval_episodes=2 out={tmp_path / 'first'}"
+    stage2 = f"init_from={tmp_path / 'first'}/{MODEL_DIR} steps=10"  # from what stage 1 makes, not the copy
+    assert stage1 in card and stage2 in card and f"init_from={init}" not in card
+    assert card.index(stage1) < card.index(stage2)
+    assert "with the earlier stages (`init_from`: 40 steps" in card and ": 50 optimizer steps" in card

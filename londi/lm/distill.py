@@ -656,12 +656,60 @@ class Distiller:
                                                     "aux_lm_weight")},
             **self.summary,
         }
+        if self._init_path() is not None:
+            meta["init"] = init_lineage(self._init_path())
         (model_dir / LONDI_META).write_text(json.dumps(meta, indent=2, default=float))
         if cfg.eval_episodes > 0:
             meta = evaluate_model_dir(model_dir, self.eval_envs, int(cfg.eval_episodes), int(cfg.eval_seed),
                                       progress=bool(cfg.progress), env_kwargs=cfg.env_kwargs)
         (self.out / "summary.json").write_text(json.dumps(meta, indent=2, default=float))
         return meta
+
+
+def init_lineage(init: str | Path) -> dict[str, Any]:
+    """What a fine-tuning run started from: the initial model's command, training and measured success.
+
+    Read from its londi_distill.json (nested when that model was itself fine-tuned), so the model card and
+    the learning curve count the whole training, not only the last stage.
+    """
+    init = Path(init)
+    path = init / LONDI_META
+    if not path.exists():
+        return {"from": str(init)}
+    m = json.loads(path.read_text())
+    return {"from": str(init), **{k: m[k] for k in ("command", "training", "eval", "init") if k in m}}
+
+
+def lineage_training(meta: Mapping[str, Any]) -> dict[str, float]:
+    """Training compute of every earlier stage of a model (its `init` chain), summed."""
+    total = {"step": 0.0, "train_flops": 0.0, "cpu_seconds": 0.0, "wall_seconds": 0.0}
+    init = meta.get("init")
+    while isinstance(init, Mapping):
+        for k in total:
+            total[k] += float((init.get("training") or {}).get(k, 0.0))
+        init = init.get("init")
+    return total
+
+
+def rebuild_commands(meta: Mapping[str, Any]) -> list[str]:
+    """The commands that rebuild a model from nothing: each earlier stage's, then its own.
+
+    A stage's `init_from` is pointed at the previous stage's output (`out=.../model`), since the path it
+    was run with may since hold another model (e.g. a shipped asset that this model replaced).
+    """
+    import re
+
+    chain: list[str] = []
+    node: Any = meta
+    while isinstance(node, Mapping) and node.get("command"):
+        chain.append(str(node["command"]))
+        node = node.get("init")
+    chain.reverse()
+    for i in range(1, len(chain)):
+        prev_out = re.search(r"(?:^|\s)out=(\S+)", chain[i - 1])
+        if prev_out:
+            chain[i] = re.sub(r"(^|\s)init_from=\S+", rf"\1init_from={prev_out.group(1)}/{MODEL_DIR}", chain[i])
+    return chain or ["?"]
 
 
 def evaluate_model_dir(model_dir: str | Path, env_id: str | Iterable[str], episodes: int = 100, seed: int = 424242,
@@ -723,10 +771,12 @@ def write_model_card(model_dir: str | Path, meta: Mapping[str, Any]) -> Path:
         "",
         "## Rebuild",
         "```",
-        meta.get("command", "?"),
+        *rebuild_commands(meta),
         "```",
-        "Deterministic given the seed on one CPU thread; the output directory's `model/` is this directory. "
-        "Rerunning the command after an interruption resumes from its last checkpoint.",
+        ("Deterministic given the seed on one CPU thread; the last output directory's `model/` is this directory. "
+         "Rerunning a command after an interruption resumes from its last checkpoint."
+         + (" The commands are stages: each fine-tunes the model the one before made (`init_from`)."
+            if meta.get("init") else "")),
         "",
         "## Model",
         f"- transformers causal LM, {ev.get('parameters', meta.get('parameters', '?'))} parameters; "
@@ -771,6 +821,13 @@ def write_model_card(model_dir: str | Path, meta: Mapping[str, Any]) -> Path:
                      f"{train.get('train_flops', 0):.3g} training FLOPs (6 x dense params x tokens), "
                      f"{train.get('wall_seconds', 0) / 3600:.2f} h wall, {train.get('cpu_seconds', 0) / 3600:.2f} CPU-hours "
                      f"on {train.get('hardware', '?')} at {train.get('threads', 1)} torch thread(s); no GPU")
+        before = lineage_training(meta)
+        if before["step"] > 0:
+            lines.append(f"- with the earlier stages (`init_from`: {before['step']:.0f} steps, {before['train_flops']:.3g} "
+                         f"FLOPs, {before['cpu_seconds'] / 3600:.2f} CPU-hours): "
+                         f"{before['step'] + float(train.get('step', 0)):.0f} optimizer steps, "
+                         f"{before['train_flops'] + float(train.get('train_flops', 0)):.3g} training FLOPs, "
+                         f"{(before['cpu_seconds'] + float(train.get('cpu_seconds', 0))) / 3600:.2f} CPU-hours")
     if ev:
         levels = ev.get("levels", {})
         lines += [
@@ -788,6 +845,8 @@ def write_model_card(model_dir: str | Path, meta: Mapping[str, Any]) -> Path:
             f"{1000 * ev['cpu_seconds_per_call']:.2f} CPU-ms at 1 torch thread on {ev.get('hardware', '?')}; "
             "no GPU was used (GPU seconds: not measured).",
         ]
+    for title, text in (meta.get("sections") or {}).items():  # hand-written sections (e.g. where it is the default)
+        lines += ["", f"## {title}", str(text)]
     path = Path(model_dir) / "MODEL_CARD.md"
     path.write_text("\n".join(lines) + "\n")
     return path
