@@ -103,15 +103,16 @@ def test_env_configs_choose_default_models_and_the_command_line_wins():
     """The shipped DEEPTHINK is the default only on the levels where it met its bar (their env configs choose it);
     elsewhere the expert stays, and an explicit choice on the command line overrides either."""
     hf, expert = "londi.lm.hf.HFPolicy", "londi.lm.baselines.ExpertPolicy"
-    assert _compose().deepthink._target_ == expert  # GoToLocal: 0.89 < 0.90
-    for level in ("pickup_local", "mixed_train_local", "mixed_test_local"):
+    assert _compose().deepthink._target_ == hf  # the default env, GoToLocal: 0.90
+    for level in ("goto_local", "pickup_local", "mixed_train_local", "mixed_test_local"):
         cfg = _compose([f"env=babyai_text/{level}"])
         assert cfg.deepthink._target_ == hf and cfg.deepthink.path == "londi-assets:models/babyai_deepthink", level
         assert cfg.quick._target_ == hf and cfg.quick.path == "londi-assets:models/babyai_quick", level
-    for level in ("goto_local", "put_next_local", "boss_level"):
+    for level in ("put_next_local", "boss_level"):  # PutNextLocal: 0.58 < 0.60
         assert _compose([f"env=babyai_text/{level}"]).deepthink._target_ == expert, level
     assert _compose(["env=babyai_text/pickup_local", "model@deepthink=random"]).deepthink._target_.endswith("RandomPolicy")
-    assert _compose(["env=babyai_text/goto_local", "model@deepthink=distilled"]).deepthink._target_ == hf
+    assert _compose(["env=babyai_text/put_next_local", "model@deepthink=distilled"]).deepthink._target_ == hf
+    assert _compose(["env=babyai_text/goto_local", "model@deepthink=expert"]).deepthink._target_ == expert
     assert _compose(["env=scienceworld/boil"]).deepthink._target_ == expert
 
 
