@@ -4,7 +4,8 @@
 # Env: EVAL (eval episodes, 100), JOBS (parallel jobs, 2), COSTS (LONDI costs, 0.05,0.1,0.2),
 #      BUDGETS (LONDI-B budgets, 1,2,4,8), QUICK_PATH (QUICK's model dir; default: babyai_quick_goto, the QUICK
 #      these tables were made with; londi-assets:models/babyai_quick for today's default QUICK),
-#      DEEPTHINK (model@deepthink: expert, the simulated reference, or distilled, the shipped LM), N_ENVS (1),
+#      DEEPTHINK (model@deepthink: expert, the simulated reference, or distilled, the shipped LM), DEEPTHINK_PATH
+#      (with DEEPTHINK=distilled: another model dir than the shipped one, e.g. a londi-distill out=.../model), N_ENVS (1),
 #      LAG_TARGETS (Lagrangian targets, 2), ONLY (the groups to run, default all:
 #      fixed,londi,londi_b,lagrangian,cascade,random; the report covers whatever is in the folder),
 #      RANDOM_AT_COST (random runs at the per-step DEEPTHINK rate LONDI at this cost ended with, 0.1),
@@ -33,6 +34,7 @@ QUICK_PATH=${QUICK_PATH:-londi-assets:models/babyai_quick_goto}
 COMMON=(env=babyai_text/$LEVEL seed=$SEEDS eval_episodes=$EVAL logger=disabled quick.path=$QUICK_PATH
         model@deepthink=$DEEPTHINK n_envs=$N_ENVS
         hydra/launcher=joblib hydra.launcher.n_jobs=$JOBS)
+[ -n "${DEEPTHINK_PATH:-}" ] && COMMON+=(deepthink.path=$DEEPTHINK_PATH)
 LEARNED=(total_steps=$STEPS eval_every=$((STEPS / 4)) checkpoint_every=$STEPS)
 export OMP_NUM_THREADS=1
 
