@@ -21,7 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from londi.lm.distill import lineage_training  # noqa: E402
+from londi.lm.distill import LONDI_META, MODEL_DIR, lineage_training  # noqa: E402
 
 STYLES = ["-", "--", ":", "-."]
 
@@ -41,7 +41,7 @@ def read_curve(run: Path) -> list[dict]:
 def earlier_stages(run: Path) -> tuple[dict[str, float], dict[str, float]]:
     """For a fine-tuning run (`init_from`): the earlier stages' training compute and the initial model's
     measured success per level, so its curve is drawn from where the initial model's training ended."""
-    meta_path = run / "model" / "londi_distill.json"
+    meta_path = run / MODEL_DIR / LONDI_META
     if not meta_path.exists():
         return lineage_training({}), {}
     meta = json.loads(meta_path.read_text())

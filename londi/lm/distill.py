@@ -33,6 +33,7 @@ import math
 import os
 import platform
 import random
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -656,8 +657,9 @@ class Distiller:
                                                     "aux_lm_weight")},
             **self.summary,
         }
-        if self._init_path() is not None:
-            meta["init"] = init_lineage(self._init_path())
+        init = self._init_path()
+        if init is not None:
+            meta["init"] = init_lineage(init)
         (model_dir / LONDI_META).write_text(json.dumps(meta, indent=2, default=float))
         if cfg.eval_episodes > 0:
             meta = evaluate_model_dir(model_dir, self.eval_envs, int(cfg.eval_episodes), int(cfg.eval_seed),
@@ -680,15 +682,20 @@ def init_lineage(init: str | Path) -> dict[str, Any]:
     return {"from": str(init), **{k: m[k] for k in ("command", "training", "eval", "init") if k in m}}
 
 
+def _stages(meta: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A model's metadata, then its initial model's, and so on down the `init` chain (latest stage first)."""
+    chain, node = [], meta
+    while isinstance(node, Mapping):
+        chain.append(node)
+        node = node.get("init")
+    return chain
+
+
 def lineage_training(meta: Mapping[str, Any]) -> dict[str, float]:
     """Training compute of every earlier stage of a model (its `init` chain), summed."""
-    total = {"step": 0.0, "train_flops": 0.0, "cpu_seconds": 0.0, "wall_seconds": 0.0}
-    init = meta.get("init")
-    while isinstance(init, Mapping):
-        for k in total:
-            total[k] += float((init.get("training") or {}).get(k, 0.0))
-        init = init.get("init")
-    return total
+    keys = ("step", "train_flops", "cpu_seconds", "wall_seconds")
+    earlier = [stage.get("training") or {} for stage in _stages(meta)[1:]]
+    return {k: sum(float(t.get(k, 0.0)) for t in earlier) for k in keys}
 
 
 def rebuild_commands(meta: Mapping[str, Any]) -> list[str]:
@@ -697,14 +704,7 @@ def rebuild_commands(meta: Mapping[str, Any]) -> list[str]:
     A stage's `init_from` is pointed at the previous stage's output (`out=.../model`), since the path it
     was run with may since hold another model (e.g. a shipped asset that this model replaced).
     """
-    import re
-
-    chain: list[str] = []
-    node: Any = meta
-    while isinstance(node, Mapping) and node.get("command"):
-        chain.append(str(node["command"]))
-        node = node.get("init")
-    chain.reverse()
+    chain = [str(stage["command"]) for stage in reversed(_stages(meta)) if stage.get("command")]
     for i in range(1, len(chain)):
         prev_out = re.search(r"(?:^|\s)out=(\S+)", chain[i - 1])
         if prev_out:
