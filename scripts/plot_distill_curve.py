@@ -81,7 +81,9 @@ def main() -> None:
                     ax.plot(xs, ys, style, color=colours[lv], marker="o", ms=3, label=f"{label}: {short(lv)}")
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
-    axes[0].set_xscale("log")
+    flops = [row["train_flops"] for c in curves for row in c if row["train_flops"] > 0]
+    if flops and max(flops) > 10 * min(flops):  # a fine-tuning stage alone spans less than a decade: linear reads better
+        axes[0].set_xscale("log")
     axes[0].set_ylabel("greedy success (30 episodes per level and point)")
     axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle("londi-distill learning curves: success per level against training compute")
