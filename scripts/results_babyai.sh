@@ -9,7 +9,9 @@
 #      LAG_TARGETS (Lagrangian targets, 2), ONLY (the groups to run, default all:
 #      fixed,londi,londi_b,lagrangian,cascade,random; the report covers whatever is in the folder),
 #      RANDOM_AT_COST (random runs at the per-step DEEPTHINK rate LONDI at this cost ended with, 0.1),
-#      TAG (run folders under multirun/results<TAG>/, report under results/babyai_<level><TAG>; default empty).
+#      TAG (run folders under multirun/results<TAG>/, report under results/babyai_<level><TAG>; default empty),
+#      EXTRA (more londi-train overrides for every run, space-separated, e.g.
+#      "quick.greedy=false quick.temperature=0.5 deepthink.greedy=false deepthink.temperature=0.5").
 # Run folders go to multirun/results/<level>/ (not committed: checkpoints); the report's table and figures
 # go to results/babyai_<level>/ (committed). ~35 min for goto_local on 2 cores.
 set -euo pipefail
@@ -35,6 +37,7 @@ COMMON=(env=babyai_text/$LEVEL seed=$SEEDS eval_episodes=$EVAL logger=disabled q
         model@deepthink=$DEEPTHINK n_envs=$N_ENVS
         hydra/launcher=joblib hydra.launcher.n_jobs=$JOBS)
 [ -n "${DEEPTHINK_PATH:-}" ] && COMMON+=(deepthink.path=$DEEPTHINK_PATH)
+[ -n "${EXTRA:-}" ] && read -r -a _extra <<< "$EXTRA" && COMMON+=("${_extra[@]}")
 LEARNED=(total_steps=$STEPS eval_every=$((STEPS / 4)) checkpoint_every=$STEPS)
 export OMP_NUM_THREADS=1
 
