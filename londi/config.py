@@ -164,6 +164,7 @@ class DistillConfig:
     eval_every: int = 0  # optimizer steps between learning-curve evaluations (0: at the end of each round)
     eval_episodes_round: int = 30  # per env, for the learning curve
     eval_episodes: int = 100  # per env, after training, greedy, on the saved model through HFPolicy
+    eval_temperature: float | None = None  # also measure sampled decoding, softmax(scores / T), on the same episodes
     evaluate_only: str | None = None  # path of a saved model: only measure it (HFPolicy) and rewrite its card
     why: str = ""  # the model card's "Why this size" section (the preset says why it chose its size)
 

@@ -278,6 +278,22 @@ def test_hf_policy_runs_the_distilled_policy(tmp_path):
     assert "londi-distill distill_model=tiny" in card and "success" in card
 
 
+def test_sampled_evaluation_is_seeded_and_kept_beside_the_greedy_one(tmp_path):
+    from londi.lm.distill import evaluate_model_dir
+
+    _run(tmp_path, "steps=20")
+    d = tmp_path / MODEL_DIR
+    greedy = evaluate_model_dir(d, ENV, episodes=3, seed=0)["eval"]
+    meta = evaluate_model_dir(d, ENV, episodes=3, seed=0, temperature=0.7)
+    assert meta["eval_sampled"]["0.7"]["levels"][ENV]["episodes"] == 3
+    assert "sampled at temperature 0.7, seed 0" in meta["eval_sampled"]["0.7"]["policy"]
+    assert meta["eval"] == greedy  # a sampled measurement leaves the greedy one alone
+    card = (d / "MODEL_CARD.md").read_text()
+    assert "| success (greedy) | sampled, T=0.7 |" in card
+    with pytest.raises(ValueError, match="eval_temperature must be > 0"):
+        evaluate_model_dir(d, ENV, episodes=1, seed=0, temperature=0.0)
+
+
 def test_cli_help_lists_the_keys():
     import subprocess
     import sys

@@ -58,7 +58,7 @@ MODEL_DIR = "model"
 CURVE = "curve.jsonl"
 LONDI_META = "londi_distill.json"  # saved beside the model: the prompt settings it was trained with
 # Keys that may change between a run and its resume without changing what is trained.
-RESUMABLE_KEYS = frozenset({"progress", "stop_at", "finish_at", "out", "evaluate_only", "eval_episodes", "threads",
+RESUMABLE_KEYS = frozenset({"progress", "stop_at", "finish_at", "out", "evaluate_only", "eval_episodes", "eval_temperature", "threads",
                             "why"})
 
 
@@ -664,6 +664,10 @@ class Distiller:
         if cfg.eval_episodes > 0:
             meta = evaluate_model_dir(model_dir, self.eval_envs, int(cfg.eval_episodes), int(cfg.eval_seed),
                                       progress=bool(cfg.progress), env_kwargs=cfg.env_kwargs)
+            if cfg.get("eval_temperature") is not None:
+                meta = evaluate_model_dir(model_dir, self.eval_envs, int(cfg.eval_episodes), int(cfg.eval_seed),
+                                          progress=bool(cfg.progress), env_kwargs=cfg.env_kwargs,
+                                          temperature=float(cfg.eval_temperature))
         (self.out / "summary.json").write_text(json.dumps(meta, indent=2, default=float))
         return meta
 
@@ -713,21 +717,28 @@ def rebuild_commands(meta: Mapping[str, Any]) -> list[str]:
 
 
 def evaluate_model_dir(model_dir: str | Path, env_id: str | Iterable[str], episodes: int = 100, seed: int = 424242,
-                       progress: bool = False, env_kwargs: Any = None) -> dict[str, Any]:
-    """Greedy success per env and compute per call of a saved model run by `HFPolicy` (1 torch thread).
+                       progress: bool = False, env_kwargs: Any = None, temperature: float | None = None) -> dict[str, Any]:
+    """Success per env and compute per call of a saved model run by `HFPolicy` (1 torch thread).
 
-    Writes the result into the directory's londi_distill.json (key "eval") and regenerates MODEL_CARD.md.
-    Returns the updated metadata.
+    Greedy by default (key "eval" of the directory's londi_distill.json); with `temperature`, actions sampled
+    from softmax(scores / temperature), seeded by `seed`, on the same episodes (key "eval_sampled", one entry
+    per temperature), since a greedy policy that loops is a different agent from the same model sampled.
+    Writes the result into londi_distill.json and regenerates MODEL_CARD.md. Returns the updated metadata.
     """
     from londi import build
 
+    if temperature is not None and temperature <= 0:
+        raise ValueError(f"eval_temperature must be > 0 (got {temperature}); leave it unset for greedy decoding")
     model_dir = Path(model_dir)
     meta_path = model_dir / LONDI_META
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        cfg = build.config(["model@quick=hf", "device=cpu", "quick.device=cpu", "quick.dtype=float32"])
+        decoding = (["quick.greedy=true"] if temperature is None
+                    else ["quick.greedy=false", f"quick.temperature={float(temperature)}"])
+        cfg = build.config(["model@quick=hf", "device=cpu", "quick.device=cpu", "quick.dtype=float32",
+                            f"quick.seed={int(seed)}", *decoding])
         cfg.quick.path = str(model_dir)  # set, not typed as an override: any path is fine
         policy = build.model(cfg, "quick")
         levels = {}
@@ -738,6 +749,14 @@ def evaluate_model_dir(model_dir: str | Path, env_id: str | Iterable[str], episo
                            "episodes": stats.episodes}
     finally:
         torch.set_num_threads(threads)
+    if temperature is not None:
+        meta.setdefault("eval_sampled", {})[f"{float(temperature):g}"] = {
+            "episodes": episodes, "seed": seed, "env_kwargs": _plain(env_kwargs) or {}, "temperature": float(temperature),
+            "policy": f"HFPolicy(score=sum, sampled at temperature {float(temperature):g}, seed {seed}), 1 torch thread",
+            "levels": levels}
+        meta_path.write_text(json.dumps(meta, indent=2, default=float))
+        write_model_card(model_dir, meta)
+        return meta
     usage = policy.meter.total()
     calls = max(usage.calls, 1)
     meta["eval"] = {
@@ -830,15 +849,28 @@ def write_model_card(model_dir: str | Path, meta: Mapping[str, Any]) -> Path:
                          f"{(before['cpu_seconds'] + float(train.get('cpu_seconds', 0))) / 3600:.2f} CPU-hours")
     if ev:
         levels = ev.get("levels", {})
+        sampled = [v for v in (meta.get("eval_sampled") or {}).values()
+                   if v.get("episodes") == ev["episodes"] and v.get("seed") == ev["seed"]]  # same episodes only
+        sampled.sort(key=lambda v: v["temperature"])
+
+        def row(env: str, v: Mapping[str, Any]) -> str:
+            cells = [f"{v['success_rate']:.2f}"]
+            for smp in sampled:
+                x = smp["levels"].get(env)
+                cells.append(f"{x['success_rate']:.2f}" if x else "-")
+            return f"| {short_env(env)} | " + " | ".join(cells) + " |"
+
         lines += [
             "",
             "## Measured",
-            f"Greedy success over {ev['episodes']} episodes per level (reset seeds {ev['seed']}..{ev['seed'] + ev['episodes'] - 1}, "
-            f"disjoint from the training seeds), {ev.get('policy', '')}:",
+            f"Success over {ev['episodes']} episodes per level (reset seeds {ev['seed']}..{ev['seed'] + ev['episodes'] - 1}, "
+            f"disjoint from the training seeds), {ev.get('policy', '')}"
+            + ("; sampled: the same episodes, actions drawn from softmax(scores / T) "
+               "(`HFPolicy` greedy=false, `londi-distill evaluate_only=... eval_temperature=T`)" if sampled else "") + ":",
             "",
-            "| level | success |",
-            "|---|---|",
-            *[f"| {short_env(k)} | {v['success_rate']:.2f} |" for k, v in levels.items()],
+            "| level | " + " | ".join(["success (greedy)"] + [f"sampled, T={v['temperature']:g}" for v in sampled]) + " |",
+            "|---|" + "---|" * (1 + len(sampled)),
+            *[row(k, v) for k, v in levels.items()],
             "",
             f"Per call (one state): {ev['flops_per_call']:.3g} FLOPs (HFPolicy's formula), "
             f"{ev['prompt_tokens_per_call']:.1f} prompt + {ev['candidate_tokens_per_call']:.1f} candidate tokens, "
@@ -860,10 +892,15 @@ def run_config(cfg: DictConfig, command: str = "") -> dict[str, Any]:
         if not path.is_dir():
             raise FileNotFoundError(f"evaluate_only={path} is not a model directory")
         envs = env_ids(cfg.eval_envs) if cfg.get("eval_envs") else env_ids(cfg.envs)
+        temperature = cfg.get("eval_temperature")
         meta = evaluate_model_dir(path, envs, int(cfg.eval_episodes), int(cfg.eval_seed),
-                                  progress=bool(cfg.progress), env_kwargs=cfg.env_kwargs)
-        for env, v in meta["eval"]["levels"].items():
-            print(f"{path}: success {v['success_rate']:.2f} over {v['episodes']} episodes of {env}")
+                                  progress=bool(cfg.progress), env_kwargs=cfg.env_kwargs, temperature=temperature)
+        measured = meta["eval"] if temperature is None else meta["eval_sampled"][f"{float(temperature):g}"]
+        how = "greedy" if temperature is None else f"sampled at T={float(temperature):g}"
+        for env, v in measured["levels"].items():
+            print(f"{path}: success {v['success_rate']:.2f} ({how}) over {v['episodes']} episodes of {env}")
+        if "eval" not in meta:
+            return meta
         print(f"{path}: {meta['eval']['flops_per_call']:.3g} FLOPs and "
               f"{1000 * meta['eval']['cpu_seconds_per_call']:.2f} CPU-ms per call")
         return meta
