@@ -103,13 +103,22 @@ def evaluate_run(
     """Evaluate a run folder's switcher; writes and returns the summary (also in `eval.json`).
 
     `overrides` set keys of the run's config: a mapping (`{"device": "cuda"}`) or dotted `key=value`s.
+    The run folder is held while it is evaluated: not while its run still trains (its checkpoints change).
     """
+    from londi.rundir import run_folder_lock
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)  # first: a folder that is not a run fails here, before anything is written
+    with run_folder_lock(run_dir):
+        return _evaluate_run(run_dir, cfg, episodes, split, overrides)
+
+
+def _evaluate_run(run_dir: Path, cfg: Any, episodes: int, split: str,
+                  overrides: Sequence[str] | Mapping[str, Any]) -> dict:
     import torch
 
     from londi import runner
 
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
     if overrides:
         extra = (OmegaConf.create(dict(overrides)) if isinstance(overrides, Mapping)
                  else OmegaConf.from_dotlist(list(overrides)))

@@ -7,14 +7,17 @@ in environment variables (e.g. the openai backend's `api_key_env`), never in a c
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import re
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +188,35 @@ def check_same_models(run_dir: str | Path, models: Mapping[str, str | None]) -> 
             raise ConfigError(
                 f"{run_dir} was made with other {role.upper()} weights (fingerprint {was}, the model at its path "
                 f"now gives {now}): point {role}.path at the weights it was made with, or choose another folder")
+
+
+RUN_LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def run_folder_lock(run_dir: str | Path) -> Iterator[None]:
+    """Hold the run folder for this process: a second run started on the same folder (the same sweep launched
+    twice, or a resume while the first run is alive) stops at once with the holder's pid, instead of both
+    appending to one metrics.csv and overwriting each other's checkpoints. The OS drops the lock when the
+    process dies (kill -9 included), so a run cut off is resumed by simply running it again."""
+    from londi.errors import ConfigError
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / RUN_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            raise ConfigError(
+                f"{run_dir} is in use by another londi process (pid {holder} on this machine): wait for it to end, "
+                "stop it, or choose another folder (hydra.run.dir / hydra.sweep.dir)") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _redact_hydra_dir(hydra_dir: Path) -> None:

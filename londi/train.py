@@ -41,6 +41,7 @@ from londi.rundir import (
     model_fingerprints,
     read_run_info,
     resolved_container,
+    run_folder_lock,
     run_name,
     write_run_files,
 )
@@ -119,14 +120,20 @@ def train(cfg: DictConfig) -> float:
 
     Nothing is built into the run folder before the config is checked and every object is built: a bad
     env id, a missing model or an unknown key fails with one line, and a run folder this call created
-    is removed again (one with checkpoints is never touched).
+    is removed again (one with checkpoints is never touched). The run folder is held (`run_folder_lock`) for
+    the whole job, so the same folder cannot be trained by two processes at once.
     """
-    from londi import build
-    from londi.runner import Runner
-
     choices = hydra_choices()
     run_dir = Path(cfg.run_dir)
     had_run = (run_dir / "checkpoints").exists() or (run_dir / RUN_INFO).exists()
+    with run_folder_lock(run_dir):
+        return _train_locked(cfg, run_dir, choices, had_run)
+
+
+def _train_locked(cfg: DictConfig, run_dir: Path, choices: Mapping[str, Any], had_run: bool) -> float:
+    from londi import build
+    from londi.runner import Runner
+
     try:
         build.validate(cfg)
         check_same_run(cfg, run_dir)

@@ -50,6 +50,26 @@ def test_bad_input_fails_in_one_line_and_leaves_no_run_folder(tmp_path, londi_tr
     assert not run.exists()  # nothing that looks like a run was left behind
 
 
+def test_a_run_folder_in_use_stops_a_second_run_and_is_free_again_after(tmp_path, londi_train):
+    from londi.errors import ConfigError
+    from londi.rundir import run_folder_lock
+
+    run = tmp_path / "run"
+    args = ("+experiment=smoke", "total_steps=20", "eval_episodes=1", "eval_every=20", "checkpoint_every=20",
+            f"hydra.run.dir={run}")
+    with run_folder_lock(run):  # as a live run of the same folder holds it
+        with pytest.raises(ConfigError, match="in use by another londi process"):
+            with run_folder_lock(run):
+                pass
+        proc = londi_train(*args)
+        assert proc.returncode != 0
+        assert "is in use by another londi process" in proc.stderr and "Traceback" not in proc.stderr
+        assert not (run / "metrics.csv").exists()  # it wrote nothing into the folder it did not hold
+    proc = londi_train(*args)  # the holder has gone: the folder is free
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert pd.read_csv(run / "metrics.csv")["global_step"].max() == 20
+
+
 def test_a_bad_value_fails_at_composition(tmp_path, londi_train):
     for override in ("switcher=londi switcher.cost=abc", "switcher=londi switcher.algo=dqnn"):
         proc = londi_train("+experiment=smoke", *override.split(), f"hydra.run.dir={tmp_path / 'run'}")
