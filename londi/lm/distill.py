@@ -58,8 +58,8 @@ MODEL_DIR = "model"
 CURVE = "curve.jsonl"
 LONDI_META = "londi_distill.json"  # saved beside the model: the prompt settings it was trained with
 # Keys that may change between a run and its resume without changing what is trained.
-RESUMABLE_KEYS = frozenset({"progress", "stop_at", "finish_at", "out", "evaluate_only", "eval_episodes", "eval_temperature", "threads",
-                            "why"})
+RESUMABLE_KEYS = frozenset({"progress", "stop_at", "finish_at", "out", "evaluate_only", "eval_episodes",
+                            "eval_temperature", "threads", "why"})
 
 
 # ----------------------------------------------------------------------------------------------- config
