@@ -123,17 +123,17 @@ def train(cfg: DictConfig) -> float:
     is removed again (one with checkpoints is never touched). The run folder is held (`run_folder_lock`) for
     the whole job, so the same folder cannot be trained by two processes at once.
     """
-    choices = hydra_choices()
     run_dir = Path(cfg.run_dir)
-    had_run = (run_dir / "checkpoints").exists() or (run_dir / RUN_INFO).exists()
     with run_folder_lock(run_dir):
-        return _train_locked(cfg, run_dir, choices, had_run)
+        return _train_locked(cfg, run_dir)
 
 
-def _train_locked(cfg: DictConfig, run_dir: Path, choices: Mapping[str, Any], had_run: bool) -> float:
+def _train_locked(cfg: DictConfig, run_dir: Path) -> float:
     from londi import build
     from londi.runner import Runner
 
+    choices = hydra_choices()
+    had_run = (run_dir / "checkpoints").exists() or (run_dir / RUN_INFO).exists()
     try:
         build.validate(cfg)
         check_same_run(cfg, run_dir)

@@ -278,13 +278,23 @@ def test_hf_policy_runs_the_distilled_policy(tmp_path):
     assert "londi-distill distill_model=tiny" in card and "success" in card
 
 
-def test_sampled_evaluation_is_seeded_and_kept_beside_the_greedy_one(tmp_path):
+def test_sampled_evaluation_is_seeded_and_kept_beside_the_greedy_one(tmp_path, monkeypatch):
     from londi.lm.distill import evaluate_model_dir
+    from londi.lm.hf import HFPolicy
 
     _run(tmp_path, "steps=20")
     d = tmp_path / MODEL_DIR
     greedy = evaluate_model_dir(d, ENV, episodes=3, seed=0)["eval"]
+    decodings = set()
+    choose = HFPolicy._choose
+
+    def recording_choose(self, scores, i=0):
+        decodings.add((self.greedy, self.temperature))
+        return choose(self, scores, i)
+
+    monkeypatch.setattr(HFPolicy, "_choose", recording_choose)
     meta = evaluate_model_dir(d, ENV, episodes=3, seed=0, temperature=0.7)
+    assert decodings == {(False, 0.7)}  # the policy that played sampled, at that temperature
     assert meta["eval_sampled"]["0.7"]["levels"][ENV]["episodes"] == 3
     assert "sampled at temperature 0.7, seed 0" in meta["eval_sampled"]["0.7"]["policy"]
     assert meta["eval"] == greedy  # a sampled measurement leaves the greedy one alone

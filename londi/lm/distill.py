@@ -749,24 +749,22 @@ def evaluate_model_dir(model_dir: str | Path, env_id: str | Iterable[str], episo
                            "episodes": stats.episodes}
     finally:
         torch.set_num_threads(threads)
-    if temperature is not None:
+    measured = {"episodes": episodes, "seed": seed, "env_kwargs": _plain(env_kwargs) or {}, "levels": levels}
+    if temperature is not None:  # decoding changes success, not the compute per call: that stays greedy's
         meta.setdefault("eval_sampled", {})[f"{float(temperature):g}"] = {
-            "episodes": episodes, "seed": seed, "env_kwargs": _plain(env_kwargs) or {}, "temperature": float(temperature),
-            "policy": f"HFPolicy(score=sum, sampled at temperature {float(temperature):g}, seed {seed}), 1 torch thread",
-            "levels": levels}
-        meta_path.write_text(json.dumps(meta, indent=2, default=float))
-        write_model_card(model_dir, meta)
-        return meta
-    usage = policy.meter.total()
-    calls = max(usage.calls, 1)
-    meta["eval"] = {
-        "episodes": episodes, "seed": seed, "env_kwargs": _plain(env_kwargs) or {},
-        "policy": "HFPolicy(score=sum, greedy), 1 torch thread", "levels": levels,
-        "calls": usage.calls, "flops_per_call": usage.flops / calls, "prompt_tokens_per_call": usage.prompt_tokens / calls,
-        "candidate_tokens_per_call": usage.completion_tokens / calls,
-        "cpu_seconds_per_call": usage.device_seconds / calls, "parameters": policy.num_parameters,
-        "hardware": _hardware(),
-    }
+            **measured, "temperature": float(temperature),
+            "policy": f"HFPolicy(score=sum, sampled at temperature {float(temperature):g}, seed {seed}), 1 torch thread"}
+    else:
+        usage = policy.meter.total()
+        calls = max(usage.calls, 1)
+        meta["eval"] = {
+            **measured, "policy": "HFPolicy(score=sum, greedy), 1 torch thread",
+            "calls": usage.calls, "flops_per_call": usage.flops / calls,
+            "prompt_tokens_per_call": usage.prompt_tokens / calls,
+            "candidate_tokens_per_call": usage.completion_tokens / calls,
+            "cpu_seconds_per_call": usage.device_seconds / calls, "parameters": policy.num_parameters,
+            "hardware": _hardware(),
+        }
     meta_path.write_text(json.dumps(meta, indent=2, default=float))
     write_model_card(model_dir, meta)
     return meta
@@ -899,10 +897,9 @@ def run_config(cfg: DictConfig, command: str = "") -> dict[str, Any]:
         how = "greedy" if temperature is None else f"sampled at T={float(temperature):g}"
         for env, v in measured["levels"].items():
             print(f"{path}: success {v['success_rate']:.2f} ({how}) over {v['episodes']} episodes of {env}")
-        if "eval" not in meta:
-            return meta
-        print(f"{path}: {meta['eval']['flops_per_call']:.3g} FLOPs and "
-              f"{1000 * meta['eval']['cpu_seconds_per_call']:.2f} CPU-ms per call")
+        if "eval" in meta:
+            print(f"{path}: {meta['eval']['flops_per_call']:.3g} FLOPs and "
+                  f"{1000 * meta['eval']['cpu_seconds_per_call']:.2f} CPU-ms per call")
         return meta
     meta = Distiller(cfg, command=command).run()
     for env, v in meta.get("eval", {}).get("levels", {}).items():
