@@ -13,7 +13,8 @@ Importing this module registers everything (the entry points import it before Hy
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -297,6 +298,20 @@ def compose(config_name: str = "config", overrides: Sequence[str] = ()) -> DictC
 
 # Keys that name where a run goes or how it is shown, not what it computes: left out of its fingerprint.
 _NOT_FINGERPRINTED = frozenset({"hydra", "run_dir", "logger", "experiment_name"})
+
+
+def run_app(app: Callable[[], Any], prog: str, argv: Sequence[str] | None) -> None:
+    """Run a Hydra app (a `@hydra.main` function) on `argv` instead of the command line, or on the command
+    line when `argv` is None; sys.argv is restored after (for the `main(argv)` of the londi entry points)."""
+    if argv is None:
+        app()
+        return
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else prog, *argv]
+    try:
+        app()
+    finally:
+        sys.argv = saved
 
 
 def config_fingerprint(cfg: DictConfig) -> str:

@@ -34,6 +34,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import londi.config  # noqa: F401 - registers the schemas and resolvers before Hydra composes
+from londi.config import run_app
 from londi.paths import CONFIG_DIR
 from londi.report import read_checkpoint
 from londi.rundir import check_same_models, load_run_config, model_fingerprints
@@ -199,15 +200,7 @@ def _app(cfg: DictConfig) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """`londi-evaluate run_dir=DIR [episodes=N] [split=train|test] [+override.<key>=<value> ...]` (a Hydra
     app: `--help`, `--cfg job`). `argv` replaces the command line."""
-    if argv is None:
-        _app()
-        return
-    saved = sys.argv
-    sys.argv = [saved[0] if saved else "londi-evaluate", *argv]
-    try:
-        _app()
-    finally:
-        sys.argv = saved
+    run_app(_app, "londi-evaluate", argv)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 import londi.config  # noqa: F401 - registers the schemas and resolvers before Hydra composes
+from londi.config import run_app
 from londi.lm.usage import DEVICE_CPU_PROCESS, DEVICE_CPU_THREAD, DEVICE_CUDA, DEVICE_SIMULATED
 from londi.paths import CONFIG_DIR
 from londi.rundir import RUN_INFO, load_run_config, run_name_from_parts
@@ -902,15 +902,7 @@ def _app(cfg: DictConfig) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """`londi-report dir=<run or multirun dir> [out=DIR] [source=eval|evaluate] [metric=success|return]
     [include_unfinished=true]` (a Hydra app: `--help`, `--cfg job`). `argv` replaces the command line."""
-    if argv is None:
-        _app()
-        return
-    saved = sys.argv
-    sys.argv = [saved[0] if saved else "londi-report", *argv]
-    try:
-        _app()
-    finally:
-        sys.argv = saved
+    run_app(_app, "londi-report", argv)
 
 
 if __name__ == "__main__":
