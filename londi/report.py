@@ -382,10 +382,14 @@ def interval(values: Sequence[float], low: float | None = None, high: float | No
     return mean, lo, hi
 
 
+PER_SEED = ("success", "return")  # kept seed by seed too (`<name>_per_seed`): a mean of 3 hides a collapsed seed
+
+
 def aggregate(per_run: pd.DataFrame) -> pd.DataFrame:
     """Mean and clipped 95% interval over seeds per (env, switcher, budget, cost, setting) (`<name>_lo`,
-    `<name>_hi`), the training steps they were measured at (`steps_min`, `steps_max`), and the compute
-    saved against always_deepthink."""
+    `<name>_hi`), success and return seed by seed in seed order (`<name>_per_seed`, "0.95 / 0.91 / 0.93"),
+    the training steps they were measured at (`steps_min`, `steps_max`), and the compute saved against
+    always_deepthink."""
     out = []
     if per_run.empty:
         return pd.DataFrame()
@@ -404,6 +408,9 @@ def aggregate(per_run: pd.DataFrame) -> pd.DataFrame:
         for name in EPISODE_STATS.values():
             m, lo, hi = interval(grp[name].tolist(), *BOUNDS[name])
             row[name], row[f"{name}_lo"], row[f"{name}_hi"] = m, lo, hi
+        by_seed = grp.sort_values("seed", kind="stable")
+        for name in PER_SEED:
+            row[f"{name}_per_seed"] = " / ".join(f"{v:.2f}" for v in by_seed[name])
         out.append(row)
     agg = pd.DataFrame(out)
     agg["compute_saved"] = math.nan
@@ -454,11 +461,12 @@ def _steps(r: Mapping[str, Any]) -> str:
     return f"{lo:.0f}" if lo == hi else f"{lo:.0f}-{hi:.0f}"
 
 
-def markdown_table(agg: pd.DataFrame) -> str:
-    """The summary as a markdown table: mean [95% interval] over seeds (see `interval`)."""
+def markdown_table(agg: pd.DataFrame, metric: str = "success") -> str:
+    """The summary as a markdown table: mean [95% interval] over seeds (see `interval`), and `metric` seed
+    by seed."""
     head = (
-        "| env | switcher | budget | cost | setting | seeds | steps | success | return | DEEPTHINK calls/ep "
-        "| DEEPTHINK FLOPs/ep | total FLOPs/ep | device s/ep | compute saved vs always_deepthink |"
+        f"| env | switcher | budget | cost | setting | seeds | steps | success | return | {metric} per seed "
+        "| DEEPTHINK calls/ep | DEEPTHINK FLOPs/ep | total FLOPs/ep | device s/ep | compute saved vs always_deepthink |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for _, r in agg.iterrows():
@@ -480,6 +488,7 @@ def markdown_table(agg: pd.DataFrame) -> str:
                     _steps(r),
                     cell("success"),
                     cell("return"),
+                    str(r.get(f"{metric}_per_seed", "-")),
                     cell("deepthink_calls", 1),
                     cell("deepthink_flops", 2, sci=True),
                     cell("total_flops", 2, sci=True),
@@ -864,7 +873,7 @@ def make_report(root: str | Path, out: str | Path | None = None, source: str = "
     which = "finished runs" + (f" and {n_unfinished} unfinished ones (`steps` says where each stopped)"
                                if n_unfinished else "")
     what = "londi-evaluate episodes" if source == "evaluate" else "final evaluation"
-    table = markdown_table(agg) if not agg.empty else "No run to tabulate.\n"
+    table = markdown_table(agg, metric) if not agg.empty else "No run to tabulate.\n"
     command = " ".join([f"londi-report dir={root}", *([f"out={out}"] if out != root / "report" else []),
                         *([f"source={source}"] if source != "eval" else []),
                         *([f"metric={metric}"] if metric != "success" else []),

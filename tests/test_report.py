@@ -117,6 +117,12 @@ def test_report_aggregates_seeds_and_writes_figures(sweep_dir):
     assert one["success"] == pytest.approx(last["success"].mean())
     table = paths["table"].read_text()
     assert "| londi_b | 4 |" in table.replace("babyai_text/goto_local | ", "")
+    # each seed's success kept beside the mean, in seed order, in summary.csv and the table
+    b4 = runs[(runs["switcher"] == "londi_b") & (runs["budget"] == 4)].sort_values("seed")
+    per_seed = " / ".join(f"{v:.2f}" for v in b4["success"])
+    assert len(set(b4["success"])) > 1  # the fixture's seeds differ, so the order is tested
+    assert agg[(agg["switcher"] == "londi_b") & (agg["budget"] == 4)].iloc[0]["success_per_seed"] == per_seed
+    assert "| success per seed |" in table and f"| {per_seed} |" in table
     for key in ("pareto", "compute_curve", "budget", "learning_curve"):
         assert paths[key].exists() and paths[key].stat().st_size > 5_000, key
 
