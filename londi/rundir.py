@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import json
 import os
+import platform
 import re
 import socket
 import subprocess
@@ -132,7 +133,7 @@ def git_info(start: str | Path | None = None) -> dict[str, Any]:
 
 
 def write_run_files(cfg: DictConfig, run_dir: str | Path, extra: Mapping[str, Any] | None = None) -> dict:
-    """Write `config.yaml` (resolved, redacted) and `run_info.json` (git commit, command, host) to run_dir.
+    """Write `config.yaml` (resolved, redacted) and `run_info.json` (git commit, command, host, hardware) to run_dir.
 
     Every start of the run (a resume too) is appended to run_info.json's `starts`; the top-level fields
     describe the latest start, and `wandb_id` stays the first start's (a resumed run continues its W&B
@@ -152,6 +153,7 @@ def write_run_files(cfg: DictConfig, run_dir: str | Path, extra: Mapping[str, An
         **git_info(),
         "command": " ".join(sys.argv),
         "host": socket.gethostname(),
+        "hardware": hardware(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     info = {
@@ -163,6 +165,21 @@ def write_run_files(cfg: DictConfig, run_dir: str | Path, extra: Mapping[str, An
     path.write_text(json.dumps(info, indent=2, default=str) + "\n")
     _redact_hydra_dir(run_dir / ".hydra")
     return info
+
+
+def hardware() -> str:
+    """The CPU model and core count ("Intel(R) Xeon(R) Processor, 2 cores"): a seeded run repeats itself
+    exactly on the same hardware, but float rounding differs between CPU types, so a learned switcher
+    trained elsewhere is another draw, not the same run."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"
 
 
 def read_run_info(run_dir: str | Path) -> dict:

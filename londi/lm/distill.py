@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import os
-import platform
 import random
 import re
 import sys
@@ -50,6 +49,7 @@ from londi.lm.prompts import PromptBuilder, get_prompt_builder
 from londi.lm.scoring import ActionScorer
 from londi.lm.state import TextState
 from londi.lm.tokenization import build_word_tokenizer, split_words
+from londi.rundir import hardware
 
 log = logging.getLogger(__name__)
 
@@ -308,18 +308,6 @@ def _adds_bos(scorer: ActionScorer) -> bool:
     """Whether the scorer put a BOS before the prompts the model was trained on (recorded for HFPolicy)."""
     probe = "a"
     return len(scorer.prompt_ids(probe)[0]) > len(scorer.tokenizer(probe, add_special_tokens=False)["input_ids"])
-
-
-def _hardware() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores"
 
 
 @dataclass
@@ -624,7 +612,7 @@ class Distiller:
             round_start = round_end
         bar.close()
         tick()
-        self.summary["training"] = {**p.__dict__, "hardware": _hardware(), "threads": int(cfg.threads)}
+        self.summary["training"] = {**p.__dict__, "hardware": hardware(), "threads": int(cfg.threads)}
         return self.finish(model, tokenizer, actor)
 
     def _trim_curve(self, step: int) -> None:
@@ -763,7 +751,7 @@ def evaluate_model_dir(model_dir: str | Path, env_id: str | Iterable[str], episo
             "prompt_tokens_per_call": usage.prompt_tokens / calls,
             "candidate_tokens_per_call": usage.completion_tokens / calls,
             "cpu_seconds_per_call": usage.device_seconds / calls, "parameters": policy.num_parameters,
-            "hardware": _hardware(),
+            "hardware": hardware(),
         }
     meta_path.write_text(json.dumps(meta, indent=2, default=float))
     write_model_card(model_dir, meta)
