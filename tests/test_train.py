@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from londi.rundir import hardware
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -26,8 +28,7 @@ def test_default_config_runs_and_writes_its_folder(tmp_path, londi_train):
     info = json.loads((run / "run_info.json").read_text())
     assert info["choices"]["switcher"] and info["choices"]["env"] == "babyai_text/goto_local"
     assert "commit" in info
-    from londi.rundir import hardware  # the CPU it ran on: a learned switcher repeats exactly only there
-
+    # the CPU it ran on: a learned switcher repeats exactly only there
     assert info["hardware"] == hardware() == info["starts"][-1]["hardware"] and hardware().endswith(" cores")
     metrics = pd.read_csv(run / "metrics.csv")
     assert {"global_step", "switch/deepthink_frac", "compute/total_flops"} <= set(metrics.columns)
