@@ -13,7 +13,8 @@ into a mean and a 95% interval (see `interval`). Outputs, in `out` (default `<di
 - `compute_curve.png`: cumulative DEEPTHINK FLOPs and device seconds (the GPU-usage view), and both models'
   together, against env steps per switcher;
 - `learning_curve.png`: success and DEEPTHINK calls at each periodic evaluation against training env steps,
-  per switcher setting with more than one evaluation (has the curve gone flat?);
+  per switcher setting with more than one evaluation, with its data in `learning_curve.csv` and, in report.md,
+  the change between each seed's last two evaluations (has the curve gone flat? see `plateau`);
 - `budget.png`: success (or return) against the budget for budgeted switchers, when there are several.
 
 Which runs count: finished ones. A run that stopped early (killed, failed, still running) would average its
@@ -645,11 +646,72 @@ def learning_curves(runs: Sequence[RunRecord]) -> pd.DataFrame:
         if ep.empty or "phase" not in ep.columns:
             continue
         ev = ep[ep["phase"] == "eval"]
-        g = ev.groupby(_step_column(ev)).agg(success=("success", "mean"), deepthink_calls=("deepthink_calls", "mean"))
+        stats = {k: (k, "mean") for k in ("success", "return", "deepthink_calls") if k in ev.columns}
+        g = ev.groupby(_step_column(ev)).agg(**stats)
         if len(g) < 2:
             continue
         rows.append(g.reset_index(names="env_steps").assign(env=r.env, label=r.label, seed=r.seed))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def plateau(curves: pd.DataFrame, metric: str = "success") -> pd.DataFrame:
+    """Per learned switcher setting: `metric` and DEEPTHINK calls at each seed's last two periodic evaluations,
+    and the change between them as a 95% t interval over seeds (`change_lo`, `change_hi`).
+
+    Why: "trained until the curve is flat" is a claim about the end of the curve; a change whose interval
+    excludes 0 says the switcher was still learning (`rising`) or degrading (`falling`) when training stopped.
+    With 3 seeds the interval is wide, so `no clear change` is weaker evidence than a flat curve in the figure.
+    """
+    rows = []
+    if curves.empty:
+        return pd.DataFrame()
+    for (env, label), g in curves.groupby(["env", "label"], sort=True):
+        ends = []
+        for _seed, s in g.groupby("seed", dropna=False):
+            s = s.sort_values("env_steps")
+            if len(s) >= 2:
+                ends.append((s.iloc[-2], s.iloc[-1]))
+        if not ends:
+            continue
+        change = [b[metric] - a[metric] for a, b in ends]
+        mean, lo, hi = interval(change)
+        verdict = ("one seed" if lo != lo else "rising" if lo > 0 else "falling" if hi < 0 else "no clear change")
+        steps = sorted({(int(a["env_steps"]), int(b["env_steps"])) for a, b in ends})
+        rows.append({
+            "env": env, "label": label, "seeds": len(ends),
+            "steps": ", ".join(f"{a} -> {b}" for a, b in steps),
+            f"{metric}_prev": float(np.mean([a[metric] for a, _ in ends])),
+            f"{metric}_last": float(np.mean([b[metric] for _, b in ends])),
+            "change": mean, "change_lo": lo, "change_hi": hi,
+            "calls_prev": float(np.mean([a["deepthink_calls"] for a, _ in ends])),
+            "calls_last": float(np.mean([b["deepthink_calls"] for _, b in ends])),
+            "verdict": verdict,
+        })
+    return pd.DataFrame(rows)
+
+
+def _signed(m: float, lo: float, hi: float) -> str:
+    return f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]" if lo == lo and hi == hi else f"{m:+.2f}"
+
+
+def plateau_table(flat: pd.DataFrame, metric: str = "success") -> str:
+    """`plateau` as a markdown section for report.md."""
+    lines = [
+        "## Has training gone flat?",
+        "",
+        f"Mean {metric} and DEEPTHINK calls per episode at each seed's last two periodic evaluations; the change "
+        "is a 95% t interval over seeds (rising / falling where it excludes 0).",
+        "",
+        f"| env | switcher | seeds | evaluations at | {metric} | change | DEEPTHINK calls/ep | verdict |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in flat.iterrows():
+        lines.append(
+            f"| {r['env']} | {r['label']} | {r['seeds']} | {r['steps']} | {r[f'{metric}_prev']:.2f} -> "
+            f"{r[f'{metric}_last']:.2f} | {_signed(r['change'], r['change_lo'], r['change_hi'])} | "
+            f"{r['calls_prev']:.1f} -> {r['calls_last']:.1f} | {r['verdict']} |"
+        )
+    return "\n".join(lines) + "\n\n"
 
 
 def plot_learning_curves(curves: pd.DataFrame, path: Path) -> Path:
@@ -842,6 +904,7 @@ def make_report(root: str | Path, out: str | Path | None = None, source: str = "
     agg.to_csv(paths["summary"], index=False)
     device_note = _device_note(tabled, source) if tabled else ""
     captions = {}
+    flat_md = ""
     if not agg.empty:
         paths["pareto"] = plot_pareto(agg, out / "pareto.png", metric)
         captions["pareto"] = f"{METRICS_Y[metric]} against DEEPTHINK FLOPs per episode. {FIGURE_NOTE}."
@@ -853,6 +916,10 @@ def make_report(root: str | Path, out: str | Path | None = None, source: str = "
             captions["compute_curve"] = f"Cumulative compute against training env steps, mean over seeds. {note}"
         learning = learning_curves(tabled)
         if not learning.empty:
+            paths["learning_curve_csv"] = out / "learning_curve.csv"
+            learning.to_csv(paths["learning_curve_csv"], index=False)
+            flat = plateau(learning, metric)
+            flat_md = plateau_table(flat, metric) if not flat.empty else ""
             paths["learning_curve"] = plot_learning_curves(learning, out / "learning_curve.png")
             captions["learning_curve"] = ("Success and DEEPTHINK calls per episode at each periodic evaluation "
                                           "during training, mean over seeds (shaded: the seeds' range).")
@@ -882,7 +949,7 @@ def make_report(root: str | Path, out: str | Path | None = None, source: str = "
         f"# londi report: {root}\n\n{len(tabled)} of {len(runs)} runs in the table ({which}); success and costs "
         f"per episode over the {what} at training step `steps`, mean [95% interval] over seeds.\n"
         f"{INTERVAL_NOTE}.\nMade by `{command}`.\n\n" + note + table + "\n" + device_note
-        + "\n" + _left_out(runs, root, {r.path for r in tabled}, reasons, include_unfinished) + figs
+        + "\n" + flat_md + _left_out(runs, root, {r.path for r in tabled}, reasons, include_unfinished) + figs
     )
     left = [r for r in runs if r.path not in {t.path for t in tabled}]
     if left:

@@ -204,10 +204,10 @@ def test_runs_of_one_switcher_at_different_settings_are_separate_rows(tmp_path):
 
 
 def _rows(table: str, switcher: str) -> list[list[str]]:
-    """The cells of the report.md rows of `switcher`."""
+    """The cells of the main report.md table's rows of `switcher` (not the learning-curve section's)."""
     return [
         [c.strip() for c in line.strip("|").split("|")]
-        for line in table.splitlines()
+        for line in table.split("## Has training gone flat?")[0].splitlines()
         if line.startswith("|") and f"| {switcher} |" in line
     ]
 
@@ -342,3 +342,32 @@ def test_report_is_a_hydra_app(tmp_path):
     assert typo.returncode != 0 and "Could not override 'dri'" in typo.stderr
     job = _cli("londi.report", f"dir={tmp_path}", "metric=return", "--cfg", "job")
     assert job.returncode == 0 and OmegaConf.create(job.stdout).metric == "return"
+
+
+def test_plateau_reads_the_change_between_the_last_two_evaluations(sweep_dir):
+    runs = [report.load_run(p) for p in report.find_runs(sweep_dir)]
+    curves = report.learning_curves(runs)
+    flat = report.plateau(curves).set_index("label")
+    mine = curves[curves["label"] == "londi_b-b4"].sort_values(["seed", "env_steps"])
+    change = [s["success"].iloc[-1] - s["success"].iloc[-2] for _, s in mine.groupby("seed")]
+    row = flat.loc["londi_b-b4"]
+    assert row["seeds"] == 3 and row["steps"] == "100 -> 200"
+    assert row["change"] == pytest.approx(np.mean(change))
+    assert (row["change_lo"], row["change_hi"]) == pytest.approx(report.interval(change)[1:])
+    assert row["success_last"] == pytest.approx(mine[mine["env_steps"] == 200]["success"].mean())
+
+    # a curve that rises on every seed by about the same amount is "rising"; one that falls, "falling"
+    up = curves.assign(success=np.where(curves["env_steps"] == 200, 0.9, 0.5) + 0.01 * curves["seed"])
+    assert set(report.plateau(up)["verdict"]) == {"rising"}
+    down = up.assign(success=1.4 - up["success"])
+    assert set(report.plateau(down)["verdict"]) == {"falling"}
+    assert set(report.plateau(up[up["seed"] == 0])["verdict"]) == {"one seed"}
+    assert report.plateau(curves, metric="return")["return_last"].notna().all()
+
+
+def test_report_says_whether_training_went_flat(sweep_dir):
+    paths = report.make_report(sweep_dir)
+    text = paths["table"].read_text()
+    assert "## Has training gone flat?" in text and "| londi_b-b4 | 3 | 100 -> 200 |" in text
+    saved = pd.read_csv(paths["learning_curve_csv"])
+    assert {"env_steps", "success", "deepthink_calls", "label", "seed"} <= set(saved.columns)
