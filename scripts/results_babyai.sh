@@ -7,8 +7,9 @@
 #      DEEPTHINK (model@deepthink: expert, the simulated reference, or distilled, the shipped LM), DEEPTHINK_PATH
 #      (with DEEPTHINK=distilled: another model dir than the shipped one, e.g. a londi-distill out=.../model), N_ENVS (1),
 #      LAG_TARGETS (Lagrangian targets, 2), ONLY (the groups to run, default all:
-#      fixed,londi,londi_b,lagrangian,cascade,random; the report covers whatever is in the folder),
-#      RANDOM_AT_COST (random runs at the per-step DEEPTHINK rate LONDI at this cost ended with, 0.1),
+#      fixed,londi,londi_b,lagrangian,cascade,random,random_calls; the report covers whatever is in the folder),
+#      RANDOM_AT_COST (random runs at the per-step DEEPTHINK rate, and random_calls at the DEEPTHINK calls per
+#      episode, that LONDI at this cost ended with, 0.1),
 #      TAG (run folders under multirun/results<TAG>/, report under results/babyai_<level><TAG>; default empty),
 #      EXTRA (more londi-train overrides for every run, space-separated, e.g.
 #      "quick.greedy=false quick.temperature=0.5 deepthink.greedy=false deepthink.temperature=0.5").
@@ -25,7 +26,7 @@ COSTS=${COSTS:-0.05,0.1,0.2}
 BUDGETS=${BUDGETS:-1,2,4,8}
 LAG_TARGETS=${LAG_TARGETS:-2}
 RANDOM_AT_COST=${RANDOM_AT_COST:-0.1}
-ONLY=${ONLY:-fixed,londi,londi_b,lagrangian,cascade,random}
+ONLY=${ONLY:-fixed,londi,londi_b,lagrangian,cascade,random,random_calls}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 DEEPTHINK=${DEEPTHINK:-expert}
 N_ENVS=${N_ENVS:-1}
@@ -55,23 +56,35 @@ want londi && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi switcher.c
 want londi_b && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi_b switcher.budget=$BUDGETS hydra.sweep.dir=$ROOT/londi_b
 want lagrangian && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=lagrangian switcher.target_calls=$LAG_TARGETS hydra.sweep.dir=$ROOT/lagrangian
 want cascade && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=cascade hydra.sweep.dir=$ROOT/cascade
-# Random at the per-step DEEPTHINK rate LONDI (cost RANDOM_AT_COST) ended with, read from its final evaluations.
-if want random; then
-P=$(.venv/bin/python - "$ROOT/londi" "$RANDOM_AT_COST" <<'PY'
+# Random at the DEEPTHINK rate LONDI (cost RANDOM_AT_COST) ended with, read from its final evaluations:
+# "random" at LONDI's per-step rate; "random_calls" at LONDI's calls per episode (p = those calls over the mean
+# episode length of "random", which runs first: one correction step, so the calls match to within a few percent).
+final_eval() {  # prints "<DEEPTHINK calls per step> <calls per episode> <steps per episode>" of the runs in $1
+.venv/bin/python - "$1" "${2:-}" <<'PY'
 import sys, pathlib, pandas as pd
 from omegaconf import OmegaConf
-calls = steps = 0
+calls = steps = episodes = 0
 for ep in pathlib.Path(sys.argv[1]).rglob("episodes.csv"):
-    if OmegaConf.load(ep.parent / "config.yaml").switcher.cost == float(sys.argv[2]):
-        df = pd.read_csv(ep)
-        ev = df[(df.phase == "eval") & (df.global_step == df.global_step.max())]
-        calls, steps = calls + ev.deepthink_calls.sum(), steps + ev.env_steps.sum()
+    if sys.argv[2] and OmegaConf.load(ep.parent / "config.yaml").switcher.cost != float(sys.argv[2]):
+        continue
+    df = pd.read_csv(ep)
+    ev = df[(df.phase == "eval") & (df.global_step == df.global_step.max())]
+    calls, steps, episodes = calls + ev.deepthink_calls.sum(), steps + ev.env_steps.sum(), episodes + len(ev)
 if not steps:
-    sys.exit(f"no LONDI run at cost {sys.argv[2]} under {sys.argv[1]}: set RANDOM_AT_COST to one of COSTS")
-print(round(calls / steps, 3))
+    sys.exit(f"no finished run{' at cost ' + sys.argv[2] if sys.argv[2] else ''} under {sys.argv[1]}"
+             + (": set RANDOM_AT_COST to one of COSTS" if sys.argv[2] else ": run the random group first"))
+print(calls / steps, calls / episodes, steps / episodes)
 PY
-)
-$TRAIN -m "${COMMON[@]}" switcher=random switcher.p=$P total_steps=200 eval_every=200 checkpoint_every=200 \
-    hydra.sweep.dir=$ROOT/random
+}
+RANDOM=(total_steps=200 eval_every=200 checkpoint_every=200)
+if want random; then
+  read -r RATE _ _ <<< "$(final_eval "$ROOT/londi" "$RANDOM_AT_COST")"
+  $TRAIN -m "${COMMON[@]}" switcher=random switcher.p=$(printf %.3f "$RATE") "${RANDOM[@]}" hydra.sweep.dir=$ROOT/random
+fi
+if want random_calls; then
+  read -r _ CALLS _ <<< "$(final_eval "$ROOT/londi" "$RANDOM_AT_COST")"
+  read -r _ _ LENGTH <<< "$(final_eval "$ROOT/random")"
+  P=$(.venv/bin/python -c "print(f'{min(1.0, $CALLS / $LENGTH):.3f}')")
+  $TRAIN -m "${COMMON[@]}" switcher=random switcher.p=$P "${RANDOM[@]}" hydra.sweep.dir=$ROOT/random_calls
 fi
 .venv/bin/londi-report dir=$ROOT out=results/babyai_$LEVEL$TAG
