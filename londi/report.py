@@ -48,7 +48,7 @@ import londi.config  # noqa: F401 - registers the schemas and resolvers before H
 from londi.config import run_app
 from londi.lm.usage import DEVICE_CPU_PROCESS, DEVICE_CPU_THREAD, DEVICE_CUDA, DEVICE_SIMULATED
 from londi.paths import CONFIG_DIR
-from londi.rundir import RUN_INFO, load_run_config, run_name_from_parts
+from londi.rundir import RUN_INFO, SETTING_KEYS, load_run_config, run_name_from_parts
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,6 @@ EVAL_CSV, EVAL_JSON = "eval.csv", "eval.json"  # written by londi-evaluate
 RUN_MARKERS = (RUN_INFO, RUN_JSON, EPISODES)  # a folder holding any of these is a run folder
 FINISHED, UNFINISHED, FAILED = "finished", "unfinished", "failed"
 GROUP_KEYS = ["env", "switcher", "budget", "cost", "setting"]
-# the knob that tells runs of one switcher apart when it has no budget or cost (random p, Lagrangian d, cascade mu)
-SETTING_KEYS = (("p", "p"), ("target_calls", "d"), ("mu", "mu"))
 DEFAULT_RULES = ("quick_wrong", "pid")  # switcher.rule defaults: oracle, Lagrangian multiplier update
 # per-episode quantity in episodes.csv -> column name in the report
 EPISODE_STATS = {

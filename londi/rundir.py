@@ -73,23 +73,35 @@ def _missing(x: Any) -> bool:
     return x is None or (isinstance(x, float) and x != x) or str(x) in ("", "None", "null", "nan")
 
 
-def run_name_from_parts(switcher: Any, budget: Any = None, cost: Any = None, seed: Any = None) -> str:
-    """`<switcher>-b<budget>` / `<switcher>-c<cost>` / `<switcher>`, then `-s<seed>` (W&B name, folder)."""
+# the knob that tells runs of one switcher apart when it has no budget or cost (config key, short name):
+# random p, Lagrangian target calls d, cascade mu
+SETTING_KEYS = (("p", "p"), ("target_calls", "d"), ("mu", "mu"))
+
+
+def run_name_from_parts(switcher: Any, budget: Any = None, cost: Any = None, seed: Any = None, p: Any = None,
+                        target_calls: Any = None, mu: Any = None) -> str:
+    """`<switcher>-b<budget>` / `-c<cost>` / `-p<p>` / `-d<target_calls>` / `-mu<mu>`, then `-s<seed>` (W&B
+    name, folder): two runs of one switcher at different settings never share a name, so a sweep at a new
+    Lagrangian target or random p beside an earlier one makes new run folders instead of clashing with them."""
     name = str(switcher).replace("/", "_")
+    knobs = {"p": p, "target_calls": target_calls, "mu": mu}
     if not _missing(budget):
         name += f"-b{_fmt(budget)}"
     elif not _missing(cost):
         name += f"-c{_fmt(cost)}"
+    else:
+        name += next((f"-{short}{_fmt(knobs[k])}" for k, short in SETTING_KEYS if not _missing(knobs[k])), "")
     if not _missing(seed):
         name += f"-s{seed}"
     return name
 
 
 def run_name(cfg: DictConfig, switcher_choice: str | None = None) -> str:
-    """Name a run from its config: switcher option, budget or cost, and seed."""
+    """Name a run from its config: switcher option, budget, cost or setting, and seed."""
     sw = cfg.get("switcher") or {}
     choice = switcher_choice or _target_name(sw) or "run"
-    return run_name_from_parts(choice, _get(sw, "budget"), _get(sw, "cost"), cfg.get("seed"))
+    knobs = {k: _get(sw, k) for k, _ in SETTING_KEYS}
+    return run_name_from_parts(choice, _get(sw, "budget"), _get(sw, "cost"), cfg.get("seed"), **knobs)
 
 
 def env_name(cfg: DictConfig, env_choice: str | None = None) -> str:

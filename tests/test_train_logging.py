@@ -70,6 +70,28 @@ def test_run_name_uses_budget_or_cost_and_seed():
     assert run_name(cfg, "londi") == "londi-c0.05-s0"
 
 
+def test_run_names_tell_settings_of_one_switcher_apart():
+    """A second Lagrangian target (or random p, cascade mu) swept into a folder beside the first makes new
+    run folders: the sweep subdir and the W&B name carry the knob."""
+    assert run_name(OmegaConf.create({"switcher": {"target_calls": 5.0}, "seed": 1}), "lagrangian") == "lagrangian-d5-s1"
+    assert run_name(OmegaConf.create({"switcher": {"p": 0.25}, "seed": 0}), "random") == "random-p0.25-s0"
+    assert run_name(OmegaConf.create({"switcher": {"mu": 0.3}, "seed": 0}), "cascade") == "cascade-mu0.3-s0"
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    import londi.config  # noqa: F401 - the schemas the configs name
+    from londi.paths import CONFIG_DIR
+
+    names = set()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        for d in (2, 5):
+            cfg = compose("config", ["switcher=lagrangian", f"switcher.target_calls={d}"], return_hydra_config=True)
+            cfg.hydra.job.num = 0
+            HydraConfig.instance().set_config(cfg)
+            names.add(cfg.hydra.sweep.subdir)
+    assert names == {"0_lagrangian-d2-s0", "0_lagrangian-d5-s0"}
+
+
 def test_progress_lines_when_not_a_terminal():
     out = io.StringIO()
     p = ProgressLogger(100, mode="auto", every_seconds=0.0, stream=out)
