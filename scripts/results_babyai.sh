@@ -76,15 +76,15 @@ if not steps:
 print(calls / steps, calls / episodes, steps / episodes)
 PY
 }
-RANDOM=(total_steps=200 eval_every=200 checkpoint_every=200)
+SHORT=(total_steps=200 eval_every=200 checkpoint_every=200)
 if want random; then
   read -r RATE _ _ <<< "$(final_eval "$ROOT/londi" "$RANDOM_AT_COST")"
-  $TRAIN -m "${COMMON[@]}" switcher=random switcher.p=$(printf %.3f "$RATE") "${RANDOM[@]}" hydra.sweep.dir=$ROOT/random
+  $TRAIN -m "${COMMON[@]}" switcher=random switcher.p=$(printf %.3f "$RATE") "${SHORT[@]}" hydra.sweep.dir=$ROOT/random
 fi
 if want random_calls; then
   read -r _ CALLS _ <<< "$(final_eval "$ROOT/londi" "$RANDOM_AT_COST")"
   read -r _ _ LENGTH <<< "$(final_eval "$ROOT/random")"
   P=$(.venv/bin/python -c "print(f'{min(1.0, $CALLS / $LENGTH):.3f}')")
-  $TRAIN -m "${COMMON[@]}" switcher=random switcher.p=$P "${RANDOM[@]}" hydra.sweep.dir=$ROOT/random_calls
+  $TRAIN -m "${COMMON[@]}" switcher=random switcher.p=$P "${SHORT[@]}" hydra.sweep.dir=$ROOT/random_calls
 fi
 .venv/bin/londi-report dir=$ROOT out=results/babyai_$LEVEL$TAG
