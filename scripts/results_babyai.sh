@@ -57,34 +57,57 @@ want londi_b && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi_b switch
 want lagrangian && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=lagrangian switcher.target_calls=$LAG_TARGETS hydra.sweep.dir=$ROOT/lagrangian
 want cascade && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=cascade hydra.sweep.dir=$ROOT/cascade
 # Random at the DEEPTHINK rate LONDI (cost RANDOM_AT_COST) ended with, read from its final evaluations:
-# "random" at LONDI's per-step rate; "random_calls" at LONDI's calls per episode (p = those calls over the mean
-# episode length of "random", which runs first: one correction step, so the calls match to within a few percent).
-final_eval() {  # prints "<DEEPTHINK calls per step> <calls per episode> <steps per episode>" of the runs in $1
+# "random" at LONDI's per-step rate; "random_calls" at LONDI's calls per episode. A random switcher's episode
+# length depends on its p, so p is searched: from "random" (which runs first), each try sets
+# p <- p * (target / calls)^(1/a), a the slope of log calls against log p over the last two tries (1 at first),
+# until the calls are within 5% of LONDI's (at most 5 tries, under multirun/results<TAG>/random_calls_search/,
+# outside the report's folder); the last try is copied to <level>/random_calls.
+final_eval() {  # prints "<DEEPTHINK calls per step> <calls per episode> <steps per episode> <random p>" of the runs in $1
 .venv/bin/python - "$1" "${2:-}" <<'PY'
 import sys, pathlib, pandas as pd
 from omegaconf import OmegaConf
 calls = steps = episodes = 0
+ps = []
 for ep in pathlib.Path(sys.argv[1]).rglob("episodes.csv"):
-    if sys.argv[2] and OmegaConf.load(ep.parent / "config.yaml").switcher.cost != float(sys.argv[2]):
+    sw = OmegaConf.load(ep.parent / "config.yaml").switcher
+    if sys.argv[2] and sw.cost != float(sys.argv[2]):
         continue
+    ps.append(float(sw.get("p") or "nan"))
     df = pd.read_csv(ep)
     ev = df[(df.phase == "eval") & (df.global_step == df.global_step.max())]
     calls, steps, episodes = calls + ev.deepthink_calls.sum(), steps + ev.env_steps.sum(), episodes + len(ev)
 if not steps:
     sys.exit(f"no finished run{' at cost ' + sys.argv[2] if sys.argv[2] else ''} under {sys.argv[1]}"
              + (": set RANDOM_AT_COST to one of COSTS" if sys.argv[2] else ": run the random group first"))
-print(calls / steps, calls / episodes, steps / episodes)
+print(calls / steps, calls / episodes, steps / episodes, ps[0])
 PY
 }
 SHORT=(total_steps=200 eval_every=200 checkpoint_every=200)
 if want random; then
-  read -r RATE _ _ <<< "$(final_eval "$ROOT/londi" "$RANDOM_AT_COST")"
+  read -r RATE _ _ _ <<< "$(final_eval "$ROOT/londi" "$RANDOM_AT_COST")"
   $TRAIN -m "${COMMON[@]}" switcher=random switcher.p=$(printf %.3f "$RATE") "${SHORT[@]}" hydra.sweep.dir=$ROOT/random
 fi
 if want random_calls; then
-  read -r _ CALLS _ <<< "$(final_eval "$ROOT/londi" "$RANDOM_AT_COST")"
-  read -r _ _ LENGTH <<< "$(final_eval "$ROOT/random")"
-  P=$(.venv/bin/python -c "print(f'{min(1.0, $CALLS / $LENGTH):.3f}')")
-  $TRAIN -m "${COMMON[@]}" switcher=random switcher.p=$P "${SHORT[@]}" hydra.sweep.dir=$ROOT/random_calls
+  read -r _ TARGET _ _ <<< "$(final_eval "$ROOT/londi" "$RANDOM_AT_COST")"
+  read -r _ GOT _ P <<< "$(final_eval "$ROOT/random")"
+  SEARCH=multirun/results$TAG/random_calls_search/$LEVEL
+  BEST=""; PREV=""
+  for TRY in 1 2 3 4 5; do
+    read -r NEXT DONE <<< "$(.venv/bin/python - "$P" "$GOT" "$TARGET" $PREV <<'PY'
+import math, sys
+p, got, target, *prev = map(float, sys.argv[1:])
+a = 1.0
+if prev and prev[0] != p and prev[1] > 0 and got > 0:
+    a = min(2.0, max(0.2, math.log(got / prev[1]) / math.log(p / prev[0])))
+print(f"{min(1.0, max(0.001, p * (target / max(got, 1e-9)) ** (1 / a))):.3f}", int(abs(got - target) <= 0.05 * target))
+PY
+)"
+    [ "$DONE" = 1 ] && [ -n "$BEST" ] && break
+    PREV="$P $GOT"; P=$NEXT; BEST=$SEARCH/p$P
+    $TRAIN -m "${COMMON[@]}" switcher=random switcher.p=$P "${SHORT[@]}" hydra.sweep.dir=$BEST
+    read -r _ GOT _ _ <<< "$(final_eval "$BEST")"
+    echo "random_calls: p=$P gives $GOT DEEPTHINK calls per episode (LONDI c$RANDOM_AT_COST: $TARGET)"
+  done
+  rm -rf "$ROOT/random_calls" && cp -r "$BEST" "$ROOT/random_calls"
 fi
 .venv/bin/londi-report dir=$ROOT out=results/babyai_$LEVEL$TAG
