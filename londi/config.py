@@ -354,9 +354,9 @@ def _register_resolvers() -> None:
     if not OmegaConf.has_resolver("londi.first_set"):
         OmegaConf.register_new_resolver("londi.first_set", _first_set)
     if not OmegaConf.has_resolver("londi.run_name"):
-        from londi.rundir import run_name_from_parts
+        from londi.rundir import switcher_run_name
 
-        OmegaConf.register_new_resolver("londi.run_name", run_name_from_parts)
+        OmegaConf.register_new_resolver("londi.run_name", switcher_run_name)
     if not OmegaConf.has_resolver("londi.if_folder"):
         OmegaConf.register_new_resolver("londi.if_folder", _if_folder)
 

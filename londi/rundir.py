@@ -98,10 +98,15 @@ def run_name_from_parts(switcher: Any, budget: Any = None, cost: Any = None, see
 
 def run_name(cfg: DictConfig, switcher_choice: str | None = None) -> str:
     """Name a run from its config: switcher option, budget, cost or setting, and seed."""
-    sw = cfg.get("switcher") or {}
-    choice = switcher_choice or _target_name(sw) or "run"
-    knobs = {k: _get(sw, k) for k, _ in SETTING_KEYS}
-    return run_name_from_parts(choice, _get(sw, "budget"), _get(sw, "cost"), cfg.get("seed"), **knobs)
+    return switcher_run_name(switcher_choice, cfg.get("switcher") or {}, cfg.get("seed"))
+
+
+def switcher_run_name(switcher_choice: str | None, switcher: Any, seed: Any = None) -> str:
+    """The run name from the switcher node itself (the `londi.run_name` resolver behind hydra.run.dir and
+    hydra.sweep.subdir), so the keys that tell settings apart are listed once, in SETTING_KEYS."""
+    choice = switcher_choice or _target_name(switcher) or "run"
+    knobs = {k: _get(switcher, k) for k, _ in SETTING_KEYS}
+    return run_name_from_parts(choice, _get(switcher, "budget"), _get(switcher, "cost"), seed, **knobs)
 
 
 def env_name(cfg: DictConfig, env_choice: str | None = None) -> str:

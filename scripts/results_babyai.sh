@@ -83,12 +83,13 @@ print(calls / steps, calls / episodes, steps / episodes, ps[0])
 PY
 }
 SHORT=(total_steps=200 eval_every=200 checkpoint_every=200)
+if want random || want random_calls; then
+  read -r RATE TARGET _ _ <<< "$(final_eval "$ROOT/londi" "$RANDOM_AT_COST")"
+fi
 if want random; then
-  read -r RATE _ _ _ <<< "$(final_eval "$ROOT/londi" "$RANDOM_AT_COST")"
   $TRAIN -m "${COMMON[@]}" switcher=random switcher.p=$(printf %.3f "$RATE") "${SHORT[@]}" hydra.sweep.dir=$ROOT/random
 fi
 if want random_calls; then
-  read -r _ TARGET _ _ <<< "$(final_eval "$ROOT/londi" "$RANDOM_AT_COST")"
   read -r _ GOT _ P <<< "$(final_eval "$ROOT/random")"
   SEARCH=multirun/results$TAG/random_calls_search/$LEVEL
   BEST=""; PREV=""

@@ -96,7 +96,7 @@ def test_the_plain_command_resumes_after_kill_9_into_the_same_folder_and_wandb_r
     run_dir = manifests[0].parents[2]
     again = _train(tmp_path)
     out, err = again.communicate(timeout=600)
-    assert again.returncode == 0, err[-2000:]
+    assert again.returncode == 0, f"stdout: {out[-1500:]}\nstderr: {err[-3000:]}"
     assert "londi: resumed from step" in out and f"run folder {run_dir}" in out
     assert len(list(tmp_path.glob("outputs/*/*/*/*"))) == 1  # the same folder, no second one
     info = json.loads((run_dir / "run_info.json").read_text())

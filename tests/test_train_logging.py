@@ -82,14 +82,17 @@ def test_run_names_tell_settings_of_one_switcher_apart():
     import londi.config  # noqa: F401 - the schemas the configs name
     from londi.paths import CONFIG_DIR
 
-    names = set()
+    names, run_dirs = set(), set()
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        for d in (2, 5):
-            cfg = compose("config", ["switcher=lagrangian", f"switcher.target_calls={d}"], return_hydra_config=True)
+        for overrides in (["switcher=lagrangian", "switcher.target_calls=2"], ["switcher=lagrangian", "switcher.target_calls=5"],
+                          ["switcher=londi_b", "switcher.budget=8", "seed=2"], ["switcher=londi", "switcher.cost=0.05"]):
+            cfg = compose("config", overrides, return_hydra_config=True)
             cfg.hydra.job.num = 0
             HydraConfig.instance().set_config(cfg)
             names.add(cfg.hydra.sweep.subdir)
-    assert names == {"0_lagrangian-d2-s0", "0_lagrangian-d5-s0"}
+            run_dirs.add(cfg.hydra.run.dir.split("/")[-1].rsplit("-", 1)[0])  # the run folder, less its fingerprint
+    assert names == {"0_lagrangian-d2-s0", "0_lagrangian-d5-s0", "0_londi_b-b8-s2", "0_londi-c0.05-s0"}
+    assert run_dirs == {n.split("_", 1)[1] for n in names}
 
 
 def test_progress_lines_when_not_a_terminal():
