@@ -357,6 +357,8 @@ def _register_resolvers() -> None:
         from londi.rundir import switcher_run_name
 
         OmegaConf.register_new_resolver("londi.run_name", switcher_run_name)
+    if not OmegaConf.has_resolver("londi.max"):
+        OmegaConf.register_new_resolver("londi.max", lambda *xs: max(xs))
     if not OmegaConf.has_resolver("londi.if_folder"):
         OmegaConf.register_new_resolver("londi.if_folder", _if_folder)
 

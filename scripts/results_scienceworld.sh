@@ -10,7 +10,8 @@
 # Env: EVAL (eval episodes, 50), JOBS (parallel jobs, 2), COSTS (LONDI costs, 0.01), LIMIT (step limit, 50),
 #      BUDGETS (LONDI-B budgets, e.g. 5,10; default none: LONDI-B is not run), ONLY (the groups to run, default
 #      all: fixed,londi,londi_b; the report covers whatever is in the folder), FIXED (the fixed switchers of the
-#      fixed group, default always_quick,always_deepthink,oracle), N_ENVS (envs per run, each in its
+#      fixed group, default always_quick,always_deepthink,oracle), EXTRA (more overrides for the learned runs, e.g.
+#      "switcher.budget_range=[0,15]" so LONDI-B trains on the budgets it is evaluated at), N_ENVS (envs per run, each in its
 #      own worker process and JVM, 1: on a 2-core machine two jobs of one env use the cores better), TAG (run folders under
 #      multirun/results<TAG>/, reports under results/scienceworld_<task><TAG>; default empty).
 # Models go to outputs/distill/, run folders to multirun/results<TAG>/scienceworld_<task>/ (not committed), each
@@ -27,6 +28,7 @@ LIMIT=${LIMIT:-50}
 BUDGETS=${BUDGETS:-}
 ONLY=${ONLY:-fixed,londi,londi_b}
 FIXED=${FIXED:-always_quick,always_deepthink,oracle}
+EXTRA=${EXTRA:-}
 TAG=${TAG:-}
 N_ENVS=${N_ENVS:-1}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
@@ -41,7 +43,7 @@ for T in ${TASKS//,/ }; do
     ROOT=multirun/results$TAG/scienceworld_$T
     COMMON=(env=scienceworld/$T env.step_limit=$LIMIT model@quick=hf quick.path="$PWD/$Q/model" quick.device=cpu seed=$SEEDS n_envs=$N_ENVS
             eval_episodes=$EVAL logger=disabled hydra/launcher=joblib hydra.launcher.n_jobs=$JOBS)
-    LEARNED=(total_steps=$STEPS eval_every=$((STEPS / 2)) checkpoint_every=$STEPS)
+    LEARNED=(total_steps=$STEPS eval_every=$((STEPS / 2)) checkpoint_every=$STEPS $EXTRA)
     want fixed && $TRAIN -m "${COMMON[@]}" switcher=$FIXED total_steps=200 \
         eval_every=200 checkpoint_every=200 hydra.sweep.dir=$ROOT/fixed
     want londi && $TRAIN -m "${COMMON[@]}" "${LEARNED[@]}" switcher=londi switcher.cost=$COSTS hydra.sweep.dir=$ROOT/londi

@@ -1,10 +1,12 @@
 """LONDI-B: the hard budget is never exceeded, whatever the switcher asks for; the masked DQN respects it."""
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from londi.errors import ConfigError
 from londi.switch.baselines import AlwaysDeepthink
 from londi.switch.env import SwitchingEnv
 from londi.switch.sb3 import MASKED_Q
@@ -58,3 +60,14 @@ def test_masked_dqn_never_picks_deepthink_at_zero_budget():
     sw.model.exploration_rate = 1.0
     actions, _ = sw.model.predict(obs, deterministic=False)
     assert actions.any()
+
+
+def test_londi_b_trains_on_the_budget_it_is_evaluated_at():
+    """The default training range reaches the budget; an explicit range that misses it stops with the fix."""
+    assert switcher("londi_b", "switcher.budget=2").budget_range == (0, 8)  # budgets 1-8 of a sweep share one range
+    assert switcher("londi_b", "switcher.budget=16").budget_range == (0, 16)
+    assert switcher("londi_b", "switcher.budget=3", "switcher.budget_range=null").budget_range is None
+    with pytest.raises(ConfigError, match=r"budget 11 is outside budget_range \[0, 8\].*switcher\.budget_range=\[0,11\]"):
+        switcher("londi_b", "switcher.budget=11", "switcher.budget_range=[0,8]")
+    with pytest.raises(ConfigError, match=r"budget 1 is outside budget_range \[2, 4\]"):
+        switcher("londi_b", "switcher.budget=1", "switcher.budget_range=[2,4]")

@@ -259,7 +259,7 @@ def test_relabel_switch_builds_the_relabel_buffer_and_is_refused_for_ppo():
 def test_warm_up_never_stores_deepthink_at_zero_budget(relabel):
     """SB3's uniform warm-up actions are masked too: a refused request would be stored as action 1 at z = 0."""
     env = SwitchingVecEnv([_env("differ", 0, budget=1, budget_range=(0, 2))])
-    sw = switcher("londi_b", "switcher.budget_range=[0,2]", "switcher.dqn.learning_starts=1000",
+    sw = switcher("londi_b", "switcher.budget=1", "switcher.budget_range=[0,2]", "switcher.dqn.learning_starts=1000",
                   f"switcher.relabel={relabel}")
     sw.setup(env, seed=0, total_steps=300)
     blocked = []

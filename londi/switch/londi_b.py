@@ -3,7 +3,8 @@
 The env appends z = remaining share of the budget to the observation and refuses DEEPTHINK at z = 0
 (`londi.switch.env.SwitchingEnv`), so the cap holds for any switcher; the learner sees the mask too
 (budget-masked DQN argmax and TD target, or MaskablePPO). N is drawn per training episode from
-`budget_range` so one switcher serves every budget in it; evaluation uses the fixed `budget`.
+`budget_range` so one switcher serves every budget in it; evaluation uses the fixed `budget`, which must lie
+in that range (the config's default range is [0, max(8, budget)]).
 
 `relabel` (DQN only): the budget changes only the mask and z, not the text env, so every stored transition
 also trains the Q-network under another feasible budget of the training range (`londi.switch.relabel`):
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from londi.errors import ConfigError
 from londi.switch.relabel import BudgetRelabelReplayBuffer
 from londi.switch.sb3 import SB3Switcher
 
@@ -30,6 +32,13 @@ class LondiBSwitcher(SB3Switcher):
             raise ValueError(f"londi_b: budget must be >= 0 DEEPTHINK calls per episode, got {budget}")
         self.budget = int(budget)
         self.budget_range = tuple(int(b) for b in budget_range) if budget_range is not None else None
+        if self.budget_range is not None and not self.budget_range[0] <= self.budget <= self.budget_range[1]:
+            lo, hi = self.budget_range
+            raise ConfigError(
+                f"londi_b: budget {self.budget} is outside budget_range [{lo}, {hi}], the budgets the switcher trains "
+                f"on, so it would be evaluated at a budget it never saw; set switcher.budget_range=[{min(lo, self.budget)},"
+                f"{max(hi, self.budget)}] (one range for every budget of a sweep) or switcher.budget_range=null (train "
+                "at the budget itself)")
         if relabel and self.algo != "dqn":
             raise ValueError(f"londi_b: relabel=true needs a replay buffer (algo=dqn), got algo={self.algo!r}; "
                              "set switcher.relabel=false for PPO")
