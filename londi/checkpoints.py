@@ -33,6 +33,15 @@ class CheckpointError(RuntimeError):
     """No checkpoint of a run can be read; the message names the folder and the way out."""
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write `text` to a sibling temporary file, then rename it over `path`: a kill mid-write leaves the
+    old file or the new one, never half of one (a half-written run record would lose the run's W&B id)."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -82,9 +91,7 @@ class CheckpointStore:
         (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        pointer = self.dir / f"{LATEST}.tmp"
-        pointer.write_text(final.name)
-        os.replace(pointer, self.dir / LATEST)
+        write_text_atomic(self.dir / LATEST, final.name)
         for old in self.steps()[self.keep :]:
             shutil.rmtree(self.dir / f"step_{old}", ignore_errors=True)
         return final

@@ -24,6 +24,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from londi.checkpoints import write_text_atomic
+
 REDACTED = "***REDACTED***"
 RESOLVED_CONFIG = "config.yaml"  # the resolved, redacted config of the run (what londi-evaluate reloads)
 RUN_INFO = "run_info.json"  # git commit, command line, host, start time
@@ -160,12 +162,9 @@ def write_run_files(cfg: DictConfig, run_dir: str | Path, extra: Mapping[str, An
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     container = resolved_container(cfg)
-    (run_dir / RESOLVED_CONFIG).write_text(OmegaConf.to_yaml(OmegaConf.create(container)))
+    write_text_atomic(run_dir / RESOLVED_CONFIG, OmegaConf.to_yaml(OmegaConf.create(container)))
     path = run_dir / RUN_INFO
-    try:
-        previous = read_run_info(run_dir)
-    except ValueError:
-        previous = {}
+    previous = read_run_info(run_dir)
     start = {
         **git_info(),
         "command": " ".join(sys.argv),
@@ -179,7 +178,7 @@ def write_run_files(cfg: DictConfig, run_dir: str | Path, extra: Mapping[str, An
         "wandb_id": previous.get("wandb_id") or uuid.uuid4().hex[:12],
         "starts": [*previous.get("starts", []), start],
     }
-    path.write_text(json.dumps(info, indent=2, default=str) + "\n")
+    write_text_atomic(path, json.dumps(info, indent=2, default=str) + "\n")
     _redact_hydra_dir(run_dir / ".hydra")
     return info
 
@@ -200,9 +199,20 @@ def hardware() -> str:
 
 
 def read_run_info(run_dir: str | Path) -> dict:
-    """run_info.json of a run folder ({} when the folder holds none yet)."""
+    """run_info.json of a run folder ({} when the folder holds none yet).
+
+    An unreadable one is an error, not {}: its W&B id and the record of the run's starts would be lost.
+    """
+    from londi.errors import ConfigError
+
     path = Path(run_dir) / RUN_INFO
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not readable JSON ({e}): restore it, or delete it to go on with a new W&B "
+                          "run id and no record of the earlier starts") from e
 
 
 def model_fingerprints(quick: Any, deepthink: Any) -> dict[str, str | None]:

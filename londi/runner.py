@@ -41,7 +41,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from londi.checkpoints import CheckpointError, CheckpointStore
+from londi.checkpoints import CheckpointError, CheckpointStore, write_text_atomic
 from londi.lm.policy import LMPolicy
 from londi.loggers.base import CSVLogger, MultiLogger, RunLogger
 from londi.metrics import EVAL_KEYS, TRAIN_KEYS, MetricsTracker, episode_row, summarize
@@ -183,9 +183,7 @@ class RunFiles:
 
     def write_run(self, **fields: Any) -> None:
         data = {**self.read_run(), **fields}
-        tmp = self.dir / f"{RUN_FILE}.tmp"
-        tmp.write_text(json.dumps(data, indent=2, default=str))
-        tmp.replace(self.dir / RUN_FILE)
+        write_text_atomic(self.dir / RUN_FILE, json.dumps(data, indent=2, default=str))
 
 
 # ------------------------------------------------------------------------------------------------ the runner

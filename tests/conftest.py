@@ -36,6 +36,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
 
 
+@pytest.fixture(autouse=True)
+def _own_wandb_service(monkeypatch):
+    """A test that runs W&B in-process sets WANDB_SERVICE; subprocesses started later would inherit it and
+    share pytest's W&B service, which keeps a kill -9'd run's id "in use" and refuses its resume."""
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
+
+
 @pytest.fixture(scope="session")
 def londi_train():
     """Run `python -m londi.train ARGS` offline from the repository root; returns the CompletedProcess."""
@@ -44,9 +51,9 @@ def londi_train():
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
     def run(*args: str, timeout: int = 240) -> subprocess.CompletedProcess:
+        env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
         return subprocess.run(
             [sys.executable, "-m", "londi.train", *args],
             cwd=repo,

@@ -86,14 +86,14 @@ def _train(cwd: Path, *extra: str) -> subprocess.Popen:
 def test_the_plain_command_resumes_after_kill_9_into_the_same_folder_and_wandb_run(tmp_path):
     proc = _train(tmp_path)
     deadline = time.time() + 180
-    manifests: list[Path] = []
-    while time.time() < deadline and not manifests:
-        manifests = list(tmp_path.glob("outputs/*/*/*/*/checkpoints/step_*/manifest.json"))
+    pointers: list[Path] = []
+    while time.time() < deadline and not pointers:  # `latest` is written once a checkpoint is complete
+        pointers = list(tmp_path.glob("outputs/*/*/*/*/checkpoints/latest"))
         time.sleep(0.2)
-    assert manifests, "no checkpoint within 3 minutes"
+    assert pointers, "no checkpoint within 3 minutes"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    run_dir = manifests[0].parents[2]
+    run_dir = pointers[0].parents[1]
     again = _train(tmp_path)
     out, err = again.communicate(timeout=600)
     assert again.returncode == 0, f"stdout: {out[-1500:]}\nstderr: {err[-3000:]}"

@@ -59,6 +59,20 @@ def test_write_run_files_redacts_and_records_commit(tmp_path):
     assert info["commit"] is None or len(info["commit"]) == 40
 
 
+def test_a_second_start_keeps_the_wandb_id_and_an_unreadable_record_is_an_error(tmp_path):
+    from londi.errors import ConfigError
+
+    cfg = OmegaConf.create({"seed": 3})
+    first = write_run_files(cfg, tmp_path)
+    second = write_run_files(cfg, tmp_path)
+    assert second["wandb_id"] == first["wandb_id"] and len(second["starts"]) == 2
+    (tmp_path / "run_info.json").write_text('{"wandb_id": "abc", "sta')  # cut off mid-write by hand
+    with pytest.raises(ConfigError, match=r"run_info.json is not readable JSON .*delete it"):
+        write_run_files(cfg, tmp_path)
+    assert (tmp_path / "run_info.json").read_text().endswith('"sta')  # left as it was, not replaced by a new id
+    assert not list(tmp_path.glob("*.tmp"))
+
+
 def test_redact_walks_lists():
     assert redact({"a": [{"password": "x"}, 1]}) == {"a": [{"password": REDACTED}, 1]}
 
