@@ -166,7 +166,14 @@ def find_runs(root: str | Path) -> list[Path]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.exists() else {}
+    """A run folder's JSON record ({} when absent); an unreadable one stops the report and names the file."""
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not readable JSON ({e}): restore it, or move its run folder out of the "
+                         "report's folder") from e
 
 
 def _choices(run_dir: Path) -> dict[str, str]:

@@ -287,6 +287,14 @@ def test_run_json_status_is_read_before_the_checkpoint(tmp_path):
     assert pd.read_csv(report.make_report(tmp_path)["summary"])["seeds"].tolist() == [1]
 
 
+@pytest.mark.parametrize("record", ["run.json", "run_info.json"])
+def test_an_unreadable_run_record_stops_the_report_and_names_the_file(sweep_dir, record):
+    bad = sweep_dir / "7_londi_b-s1" / record
+    bad.write_text('{"status": "fini')
+    with pytest.raises(ValueError, match=rf"{re.escape(str(bad))} is not readable JSON"):
+        report.make_report(sweep_dir)
+
+
 def _fake_checkpoint(run: Path, kinds: dict[str, str], threads: int) -> None:
     """A final checkpoint as londi.runner leaves it (meters per role) and the run's `threads`."""
     from londi.checkpoints import CheckpointStore
