@@ -175,11 +175,16 @@ class RunFiles:
                     f.truncate(int(sizes.get(p.name, 0)))
 
     def read_run(self) -> dict[str, Any]:
+        """run.json ({} before the first write); an unreadable one is an error, since rewriting it from {}
+        would drop the run's evaluation seed and the record of its resumes."""
         path = self.dir / RUN_FILE
-        try:
-            return json.loads(path.read_text()) if path.exists() else {}
-        except ValueError:
+        if not path.exists():
             return {}
+        try:
+            return json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{path} is not readable JSON ({e}): restore it, or delete it to resume with "
+                                  "a new record of the run's settings and resumes") from e
 
     def write_run(self, **fields: Any) -> None:
         data = {**self.read_run(), **fields}

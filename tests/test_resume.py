@@ -69,6 +69,14 @@ def test_no_readable_checkpoint_is_one_clear_error_not_a_fresh_start(tmp_path):
     assert (tmp_path / "metrics.csv").stat().st_size == size  # nothing appended to the old CSVs
 
 
+def test_an_unreadable_run_json_is_an_error_not_a_new_record(tmp_path):
+    run(**_args(tmp_path), stop_after_steps=200)
+    (tmp_path / "run.json").write_text('{"eval_seed": 10')
+    with pytest.raises(CheckpointError, match=r"run.json is not readable JSON .*restore it"):
+        run(**_args(tmp_path))
+    assert (tmp_path / "run.json").read_text() == '{"eval_seed": 10'
+
+
 def test_only_two_checkpoints_are_kept(tmp_path):
     run(**_args(tmp_path, checkpoint_every=50), stop_after_steps=250)
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*")) == ["step_200", "step_250"]
