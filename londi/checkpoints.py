@@ -42,6 +42,18 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def read_json_record(path: str | Path, fix: str, error: type[Exception] = ValueError) -> dict:
+    """A run's JSON record, {} when it is absent; an unreadable one raises `error` naming the file and `fix`
+    (read as {}, the next write would replace it and silently drop what it held)."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise error(f"{path} is not readable JSON ({e}): {fix}") from e
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:

@@ -45,6 +45,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 import londi.config  # noqa: F401 - registers the schemas and resolvers before Hydra composes
+from londi.checkpoints import read_json_record
 from londi.config import run_app
 from londi.lm.usage import DEVICE_CPU_PROCESS, DEVICE_CPU_THREAD, DEVICE_CUDA, DEVICE_SIMULATED
 from londi.paths import CONFIG_DIR
@@ -166,14 +167,7 @@ def find_runs(root: str | Path) -> list[Path]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    """A run folder's JSON record ({} when absent); an unreadable one stops the report and names the file."""
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not readable JSON ({e}): restore it, or move its run folder out of the "
-                         "report's folder") from e
+    return read_json_record(path, "restore it, or move its run folder out of the report's folder")
 
 
 def _choices(run_dir: Path) -> dict[str, str]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from londi.checkpoints import write_text_atomic
+from londi.checkpoints import read_json_record, write_text_atomic
 
 REDACTED = "***REDACTED***"
 RESOLVED_CONFIG = "config.yaml"  # the resolved, redacted config of the run (what londi-evaluate reloads)
@@ -205,14 +205,8 @@ def read_run_info(run_dir: str | Path) -> dict:
     """
     from londi.errors import ConfigError
 
-    path = Path(run_dir) / RUN_INFO
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path} is not readable JSON ({e}): restore it, or delete it to go on with a new W&B "
-                          "run id and no record of the earlier starts") from e
+    return read_json_record(Path(run_dir) / RUN_INFO, "restore it, or delete it to go on with a new W&B run id and "
+                            "no record of the earlier starts", ConfigError)
 
 
 def model_fingerprints(quick: Any, deepthink: Any) -> dict[str, str | None]:

@@ -41,7 +41,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from londi.checkpoints import CheckpointError, CheckpointStore, write_text_atomic
+from londi.checkpoints import CheckpointError, CheckpointStore, read_json_record, write_text_atomic
 from londi.lm.policy import LMPolicy
 from londi.loggers.base import CSVLogger, MultiLogger, RunLogger
 from londi.metrics import EVAL_KEYS, TRAIN_KEYS, MetricsTracker, episode_row, summarize
@@ -177,14 +177,8 @@ class RunFiles:
     def read_run(self) -> dict[str, Any]:
         """run.json ({} before the first write); an unreadable one is an error, since rewriting it from {}
         would drop the run's evaluation seed and the record of its resumes."""
-        path = self.dir / RUN_FILE
-        if not path.exists():
-            return {}
-        try:
-            return json.loads(path.read_text())
-        except (ValueError, UnicodeDecodeError) as e:
-            raise CheckpointError(f"{path} is not readable JSON ({e}): restore it, or delete it to resume with "
-                                  "a new record of the run's settings and resumes") from e
+        return read_json_record(self.dir / RUN_FILE, "restore it, or delete it to resume with a new record of the "
+                                "run's settings and resumes", CheckpointError)
 
     def write_run(self, **fields: Any) -> None:
         data = {**self.read_run(), **fields}
