@@ -34,6 +34,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import londi.config  # noqa: F401 - registers the schemas and resolvers before Hydra composes
+from londi.checkpoints import write_text_atomic
 from londi.config import run_app
 from londi.paths import CONFIG_DIR
 from londi.report import read_checkpoint
@@ -163,7 +164,7 @@ def _evaluate_run(run_dir: Path, cfg: Any, episodes: int, split: str,
         },
         **summarize(rows),
     }
-    (run_dir / EVAL_JSON).write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(run_dir / EVAL_JSON, json.dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -18,15 +18,20 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def cycle_row(run: Path) -> dict[str, float | str]:
-    metrics = list(csv.DictReader((run / "metrics.csv").open()))
+    metrics = _read_csv(run / "metrics.csv")
     logged = [r for r in metrics if r.get("switch/lambda")]
     if not logged:
         raise SystemExit(f"{run}: metrics.csv has no switch/lambda column values: not a Lagrangian run")
     late = logged[len(logged) // 2:]
     lam = [float(r["switch/lambda"]) for r in late]
     frac = [float(r["switch/deepthink_frac"]) for r in late if r.get("switch/deepthink_frac")]
-    train = [e for e in csv.DictReader((run / "episodes.csv").open()) if e["phase"] == "train"]
+    train = [e for e in _read_csv(run / "episodes.csv") if e["phase"] == "train"]
     train = train[len(train) // 2:]
     evals = [r for r in metrics if r.get("eval/success_rate")]
     target = OmegaConf.load(run / "config.yaml").switcher.target_calls
