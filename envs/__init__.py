@@ -1,7 +1,8 @@
 """Gymnasium text environments. `import envs` registers every id (BabyAI-Text-*, ScienceWorld-v0).
 
 Each subpackage exposes a `register_*()` function that is called here; `envs.make` is `gymnasium.make`
-with an error that lists the registered text env ids when the id is unknown.
+with an error that lists the registered text env ids when the id is unknown, and with `max_episode_steps`
+made the env's own step limit (see `make`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ import difflib
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 _FAMILIES: list[str] = []  # id prefixes registered by the subpackages below
+# id prefix -> the constructor argument holding that family's own step limit (set by the subpackages below)
+STEP_LIMIT_ARGS: dict[str, str] = {}
 
 
 def text_env_ids() -> list[str]:
@@ -29,8 +33,25 @@ def check_id(id: str) -> None:
 
 
 def make(id: str, **kwargs: Any) -> gym.Env:
-    """`gymnasium.make` for londi text envs; an unknown id names the closest valid ones."""
+    """`gymnasium.make` for londi text envs; an unknown id names the closest valid ones.
+
+    `max_episode_steps=N` is also passed to the env as its own step limit (`STEP_LIMIT_ARGS`: BabyAI-Text's
+    `max_steps`, ScienceWorld's `step_limit`). Why: gymnasium's TimeLimit alone cuts episodes at N while the
+    env keeps its own limit, which would still truncate earlier, scale BabyAI's success reward and set the
+    switcher's horizon. None (or -1, gymnasium's "no TimeLimit"): the env's own limit, unchanged.
+    """
     check_id(id)
+    limit = kwargs.get("max_episode_steps")
+    arg = next((a for prefix, a in STEP_LIMIT_ARGS.items() if id.startswith(prefix)), None)
+    if limit is not None and limit != -1 and arg is not None:
+        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+            raise ValueError(f"max_episode_steps must be an int >= 1 or None (the env's own limit), got {limit!r}")
+        if kwargs.get(arg, limit) != limit:
+            raise ValueError(
+                f"max_episode_steps={limit} and {arg}={kwargs[arg]} both set {id}'s step limit and disagree: "
+                f"set only {arg} (or give both the same value)"
+            )
+        kwargs[arg] = limit
     return gym.make(id, **kwargs)
 
 from envs.babyai_text import register_babyai_text  # noqa: E402

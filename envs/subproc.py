@@ -7,7 +7,8 @@ forked torch or JVM state) and forwards `reset`, `step`, `expert_action` and `cl
 `londi.switch.vec.SwitchingVecEnv` overlaps the steps of its envs (`SwitchingEnv.send` / `finish`).
 
 The proxy is its own `unwrapped` (the expert is asked in the worker) and carries the inner env's spaces,
-spec, `family`, `max_steps` and `step_limit`. An error in the worker is raised here with its traceback.
+spec, `family`, `max_steps` and `step_limit`, read again after every reset (a BabyAI level sets its step
+limit at reset, per episode). An error in the worker is raised here with its traceback.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _worker(conn: Any, make: Callable[[], gym.Env]) -> None:
             cmd, arg = conn.recv()
             try:
                 if cmd == "reset":
-                    out = env.reset(**arg)
+                    out = (env.reset(**arg), {k: getattr(inner, k, None) for k in _ATTRS})
                 elif cmd == "step":
                     out = env.step(arg)
                 elif cmd == "expert":
@@ -89,7 +90,10 @@ class SubprocTextEnv(gym.Env):
         return self._recv()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[str, dict]:
-        return self._call("reset", {"seed": seed, "options": options})
+        out, attrs = self._call("reset", {"seed": seed, "options": options})
+        for k, v in attrs.items():
+            setattr(self, k, v)
+        return out
 
     def step(self, action: Any) -> tuple[str, float, bool, bool, dict]:
         return self._call("step", action)

@@ -69,7 +69,11 @@ class BabyAITextEnvConfig:
 
     _target_: str = "envs.make"
     id: str = MISSING
-    max_episode_steps: int | None = None  # None: the level's own limit
+    # The level's step limit, passed to minigrid as its max_steps: truncation, the success reward
+    # (1 - 0.9 t / limit) and the switcher's horizon all follow it (not only gymnasium's TimeLimit). None: the
+    # level's own limit (64 on GoToLocal; BabyAI recomputes it per episode, e.g. 128 for MixedTrainLocal's
+    # two-room task). ScienceWorld's counterpart is `step_limit`.
+    max_episode_steps: int | None = None
 
 
 @dataclass
@@ -82,14 +86,19 @@ class ScienceWorldEnvConfig:
     variation: int | None = None  # None: sampled from the split with the reset seed
     simplification: str = "easy"
     split: str = "train"
-    step_limit: int = 100
+    step_limit: int = 100  # the step limit (truncation, the switcher's horizon): BabyAI's `max_episode_steps`;
+    # a `+env.max_episode_steps` may only restate it (envs.make passes it here and refuses a different value)
     # Cap on the admissible list (and size of the action space), at least 32. ScienceWorld offers hundreds of
     # valid actions, up to ~2,800; a longer list keeps the expert's action and one of every action type,
     # then shares the cap equally among the types; info["admissible_cut"] counts what was cut.
     max_actions: int = 128
-    normalize_reward: bool = True  # score delta / 100: an episode's return is the score it gained / 100 (reset's
-    # scored "look around" excluded, as in the package), so a DEEPTHINK cost per call means the same share of
-    # the task as on BabyAI (reward 0-1)
+    # Each step's reward is its score delta / 100 clipped to [-1, 1] (deliberately bounded), so a DEEPTHINK cost
+    # per call means the same share of the task as on BabyAI (reward 0-1). Only the step that fails the task is
+    # clipped (ScienceWorld sets the score to -100, e.g. on a wrong "focus on"): its reward is exactly -1. So an
+    # episode's return is (final score - reset score) / 100 unless it fails, and (score before failing - reset
+    # score) / 100 - 1 when it fails (reset score: that of the package's scored "look around" at reset).
+    # False: raw score deltas, return = final score - reset score (-100 - reset score on failure).
+    normalize_reward: bool = True
     expert_recovery: bool = True  # DEEPTHINK=expert walks back to the gold path after QUICK leaves it
 
 
@@ -217,7 +226,8 @@ class ReportSource(str, enum.Enum):
     evaluate = "evaluate"
 
 
-# The figures' y axis: success rate, or the mean return (ScienceWorld: score / 100). Functional form because
+# The figures' y axis: success rate, or the mean return (ScienceWorld: score gained / 100, and progress - 1 on a
+# failed task: see ScienceWorldEnvConfig.normalize_reward). Functional form because
 # OmegaConf matches an enum by member name, and `return` is a keyword.
 ReportMetric = enum.Enum("ReportMetric", {"success": "success", "return": "return"}, type=str)
 

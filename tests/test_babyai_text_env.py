@@ -253,6 +253,88 @@ def test_step_limit_truncates_without_success():
         assert trunc == (t == 64)
 
 
+def _steps_to_truncation(env: gym.Env) -> int:
+    env.reset(seed=1)
+    for t in range(1, 1000):
+        _, _, term, trunc, _ = env.step(LEFT)  # turning in place never ends the mission
+        assert not term
+        if trunc:
+            return t
+    raise AssertionError("never truncated")
+
+
+def test_max_episode_steps_is_the_levels_own_limit():
+    """`envs.make(max_episode_steps=N)` (what `env.max_episode_steps` builds) sets minigrid's own limit: a larger
+    N than the level's 64 is not ignored, and a smaller one also scales the success reward."""
+    for n in (200, 10):
+        env = envs.make(f"{PREFIX}GoToLocal-v0", max_episode_steps=n)
+        assert _steps_to_truncation(env) == n and env.unwrapped.max_steps == env.unwrapped.level.max_steps == n
+    env = envs.make(f"{PREFIX}PickupLocal-v0", max_episode_steps=200)
+    env.reset(seed=4)
+    steps, term, trunc = 0, False, False
+    while not (term or trunc):
+        steps += 1
+        _, reward, term, trunc, info = env.step(ACTIONS.index(env.unwrapped.expert_action()))
+    assert info["success"] and steps > 1 and reward == pytest.approx(1 - 0.9 * steps / 200)
+
+
+def test_max_episode_steps_none_keeps_each_levels_own_limit():
+    for kwargs in ({}, {"max_episode_steps": None}):
+        env = envs.make(f"{PREFIX}GoToLocal-v0", **kwargs)
+        assert _steps_to_truncation(env) == 64 and env.spec.max_episode_steps is None
+    env = envs.make(f"{PREFIX}MixedTrainLocal-v0", max_episode_steps=None)
+    limits = {}
+    for seed in range(30):
+        env.reset(seed=seed)
+        limits[env.unwrapped.level.task_kind] = env.unwrapped.max_steps
+    assert limits["open"] == 128 and limits["goto"] == 64  # recomputed per episode, as minigrid does
+
+
+def test_every_level_takes_max_episode_steps():
+    for env_id in envs.text_env_ids():
+        if env_id.startswith(PREFIX):
+            env = envs.make(env_id, max_episode_steps=7)
+            env.reset(seed=0)
+            assert env.unwrapped.max_steps == 7, env_id
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.5, True, "64"])
+def test_bad_max_episode_steps_is_a_clear_error(bad):
+    with pytest.raises(ValueError, match="max_episode_steps must be an int >= 1 or None"):
+        envs.make(f"{PREFIX}GoToLocal-v0", max_episode_steps=bad)
+    with pytest.raises(ValueError, match="max_steps .*must be an int >= 1 or None"):
+        BabyAITextEnv(max_steps=bad)
+
+
+def test_conflicting_step_limits_are_a_clear_error():
+    with pytest.raises(ValueError, match="max_episode_steps=10 and max_steps=20 .* disagree: set only max_steps"):
+        envs.make(f"{PREFIX}GoToLocal-v0", max_episode_steps=10, max_steps=20)
+    assert envs.make(f"{PREFIX}GoToLocal-v0", max_episode_steps=10, max_steps=10).unwrapped.max_steps == 10
+
+
+def test_a_level_that_cannot_take_the_limit_is_refused(monkeypatch):
+    """Where the configured limit cannot become the level's, the env refuses rather than run at another one."""
+    from envs.babyai_text import LEVELS, PickupLocal
+
+    class NoLimit(PickupLocal):
+        def __init__(self, render_mode=None):
+            super().__init__(render_mode=render_mode)
+
+    class ResetsItsLimit(PickupLocal):
+        def reset(self, **kwargs):
+            out = super().reset(**kwargs)
+            self.max_steps = 64
+            return out
+
+    monkeypatch.setitem(LEVELS, "NoLimit", NoLimit)
+    monkeypatch.setitem(LEVELS, "ResetsItsLimit", ResetsItsLimit)
+    assert BabyAITextEnv("NoLimit").reset(seed=0)  # its own limit: fine
+    with pytest.raises(ValueError, match="'NoLimit' does not take a step limit.*max_episode_steps unset"):
+        BabyAITextEnv("NoLimit", max_steps=10)
+    with pytest.raises(RuntimeError, match="'ResetsItsLimit' set its step limit to 64 at reset, ignoring max_steps=10"):
+        BabyAITextEnv("ResetsItsLimit", max_steps=10).reset(seed=0)
+
+
 def test_sampling_rejected_never_reaches_stdout(capsys):
     for level in ("MixedTestLocal", "PutNextLocal", "GoToLocal"):
         env = make(level)

@@ -123,6 +123,22 @@ def test_scienceworld_env_schema():
         _compose(["env=scienceworld/boil", "env.step_limt=3"])
 
 
+def test_max_episode_steps_is_each_envs_own_step_limit():
+    """BabyAI-Text: `env.max_episode_steps` is the level's limit (null: the level's own). ScienceWorld: the limit
+    is `env.step_limit`; `max_episode_steps` may only restate it, and is passed to it outside the config."""
+    import envs
+    from londi import build
+
+    env = build.env_fn(["env.max_episode_steps=200"])()
+    assert env.unwrapped.max_steps == 200 and env.spec.max_episode_steps == 200
+    assert build.env_fn([])().spec.max_episode_steps is None  # the default: the level's own, no TimeLimit
+    with pytest.raises(ValueError, match="max_episode_steps=50 and step_limit=100 .*disagree: set only step_limit"):
+        build.env_fn(["env=scienceworld/boil", "+env.max_episode_steps=50"])()
+    sw = envs.make("ScienceWorld-v0", task="boil", max_episode_steps=30)
+    assert sw.unwrapped.step_limit == 30 and sw.spec.max_episode_steps == 30 and not sw.unwrapped.jvm.alive()
+    assert envs.make("ScienceWorld-v0", task="boil").unwrapped.step_limit == 100
+
+
 def test_cfg_job_prints_the_config():
     out = subprocess.run(
         [sys.executable, "-m", "londi.train", "--cfg", "job", "seed=7"],

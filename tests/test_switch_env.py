@@ -208,3 +208,18 @@ def test_backend_restarts_reach_the_episode_row():
         _, _, term, trunc, info = plain.step(1)
         done = term or trunc
     assert info["switch"]["episode"]["env_restarts"] == 0
+
+
+@pytest.mark.parametrize("overrides,limit", [([], 64), (["env.max_episode_steps=200"], 200),
+                                             (["env.max_episode_steps=10"], 10)])
+def test_horizon_is_the_configured_step_limit(overrides, limit):
+    """The time feature t / horizon reads the level's real limit: `env.max_episode_steps` when set (larger or
+    smaller than the level's 64), else the level's own."""
+    from londi import build
+
+    env = SwitchingEnv(build.env_fn(overrides)(), random_policy("q"), expert("d"),
+                       encoder=hashed(32, episode_features=True))
+    env.reset(seed=0)
+    obs, _, term, trunc, _ = env.step(1)  # DEEPTHINK (the expert) needs more than one step on this seed
+    assert not (term or trunc) and env.horizon() == limit
+    assert obs[-2] == pytest.approx(1 / limit)

@@ -49,4 +49,5 @@ def register_babyai_text() -> list[str]:
         ids.append(text_id)
     if PREFIX not in envs._FAMILIES:
         envs._FAMILIES.append(PREFIX)
+    envs.STEP_LIMIT_ARGS[PREFIX] = "max_steps"
     return sorted(ids)

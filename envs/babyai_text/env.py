@@ -8,7 +8,9 @@ Action: Discrete(6), an index into `ACTIONS` = "turn left", "turn right", "go fo
 info: "descriptions" (list[str], `describe.describe`), "mission", "admissible_actions" (the 6 strings in
 index order), "success" (True only on the step that completes the mission), "family" = "babyai_text".
 Reward, termination and truncation are minigrid's: 1 - 0.9 * steps / max_steps on success, terminated on
-success or failure, truncated at max_steps. `expert_action()` returns the BabyAI bot's action string.
+success or failure, truncated at max_steps. `max_steps` is the level's own limit unless the constructor's
+`max_steps` fixes it (what `envs.make(id, max_episode_steps=N)` passes). `expert_action()` returns the BabyAI
+bot's action string.
 
 This is a `gymnasium.Env` holding the minigrid level (not a Wrapper) so that `env.unwrapped` is this
 class and `env.unwrapped.expert_action()` works through `gymnasium.make`'s wrappers; the level itself is
@@ -72,13 +74,25 @@ def make_level(level: str, **kwargs: Any) -> MiniGridEnv:
     return load_env_creator(spec.entry_point)(**{**spec.kwargs, **kwargs})
 
 
+def _check_max_steps(max_steps: Any) -> int | None:
+    """`max_steps` as an int >= 1, or None; anything else is an error (minigrid would take 0 and divide by it)."""
+    if max_steps is None:
+        return None
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise ValueError(f"max_steps (max_episode_steps) must be an int >= 1 or None (the level's own limit), "
+                         f"got {max_steps!r}")
+    return int(max_steps)
+
+
 class BabyAITextEnv(gym.Env[str, np.int64]):
     """A BabyAI level with text observations (see the module docstring for the exact format)."""
 
     metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 10}
 
     def __init__(self, level: str = "GoToLocal", render_mode: str | None = None, expert: str = "bot",
-                 **level_kwargs: Any):
+                 max_steps: int | None = None, **level_kwargs: Any):
+        """`max_steps`: the step limit of every episode, given to the minigrid level so that truncation, the
+        success reward (1 - 0.9 t / max_steps) and `self.max_steps` all follow it; None: the level's own."""
         if expert not in EXPERTS:
             raise ValueError(f"expert must be one of {sorted(EXPERTS)}, got {expert!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -88,7 +102,16 @@ class BabyAITextEnv(gym.Env[str, np.int64]):
         self.render_mode = render_mode
         self.level_name = level
         inner_render = "rgb_array" if render_mode == "rgb_array" else None
-        self.level = make_level(level, render_mode=inner_render, **level_kwargs)
+        self._fixed_max_steps = _check_max_steps(max_steps)
+        if self._fixed_max_steps is not None:
+            level_kwargs["max_steps"] = self._fixed_max_steps
+        try:
+            self.level = make_level(level, render_mode=inner_render, **level_kwargs)
+        except TypeError as e:
+            if self._fixed_max_steps is None or "max_steps" not in str(e):
+                raise
+            raise ValueError(f"BabyAI level {level!r} does not take a step limit (max_steps={max_steps}): {e}. "
+                             "Leave max_episode_steps unset (null) to run it at its own limit") from e
         self.expert = EXPERTS[expert](self.level)
         self.admissible_actions = list(ACTIONS)
         self.action_space = gym.spaces.Discrete(len(ACTIONS))
@@ -101,7 +124,8 @@ class BabyAITextEnv(gym.Env[str, np.int64]):
 
     @property
     def max_steps(self) -> int:
-        """The level's step limit (minigrid's; reached -> truncated)."""
+        """The episode's step limit (minigrid's; reached -> truncated): the constructor's `max_steps`, else the
+        level's own (set at reset; it may differ between episodes, e.g. MixedTrainLocal's two-room task)."""
         return int(self.level.max_steps)
 
     @property
@@ -114,6 +138,11 @@ class BabyAITextEnv(gym.Env[str, np.int64]):
         super().reset(seed=seed)
         with contextlib.redirect_stdout(_Discard()):
             raw, _ = self.level.reset(seed=seed, options=options)
+        if self._fixed_max_steps is not None and self.level.max_steps != self._fixed_max_steps:
+            raise RuntimeError(  # a level that recomputes its limit at reset would make the configured one a lie
+                f"BabyAI level {self.level_name!r} set its step limit to {self.level.max_steps} at reset, ignoring "
+                f"max_steps={self._fixed_max_steps}; leave max_episode_steps unset (null) to run it at its own limit"
+            )
         self.expert.reset()
         return self._observe(raw, success=False)
 

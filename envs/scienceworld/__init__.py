@@ -25,5 +25,6 @@ def register_scienceworld() -> None:
 
     if "ScienceWorld" not in envs._FAMILIES:
         envs._FAMILIES.append("ScienceWorld")
+    envs.STEP_LIMIT_ARGS["ScienceWorld"] = "step_limit"
     if ENV_ID not in gym.registry:
         gym.register(id=ENV_ID, entry_point="envs.scienceworld.env:ScienceWorldTextEnv")

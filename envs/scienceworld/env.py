@@ -14,7 +14,12 @@ longer (ScienceWorld offers hundreds, up to about 2,800 in a full kitchen) by th
 Reset: like the package's `ScienceWorldEnv.reset`, `reset()` ends with a scored "look around" (not counted
 as a step), so `info["score"]` starts at the score that look earns (e.g. 8 in find-living-thing) and the
 first step's reward is only what that step adds. Rewards are score deltas, so an episode's return is its
-final score minus its reset score.
+final score minus its reset score (-100 minus it when the task fails: ScienceWorld then sets the score to -100).
+
+`normalize_reward` divides each delta by 100 and clips it to [-1, 1] (a deliberately bounded step reward).
+Scores of a task in progress lie in [0, 100], so only the failing step is clipped: its reward is exactly -1,
+whatever the score before it. An episode's return is then (final - reset) / 100 unless it fails, and
+(score before failing - reset) / 100 - 1 when it fails, not (-100 - reset) / 100.
 
 JVM deaths: the JVM is restarted and the env says so: `info["jvm_restarted"]` on the reset or step where it
 happened, and `info["jvm_restarts"]` counts the restarts of the current episode (a reset that restarted
@@ -136,13 +141,15 @@ class ScienceWorldTextEnv(gym.Env):
             (`reset(options={"variation": k})` overrides it for one episode).
         simplification: "easy" (all simplifications), "" (none) or a comma-separated list.
         split: "train", "dev" or "test": where variations are sampled from and must belong to.
-        step_limit: env steps before `truncated` (never `terminated`).
+        step_limit: env steps before `truncated` (never `terminated`); `envs.make(max_episode_steps=N)` sets it.
         max_actions: size of the action space and cap on the admissible list (at least 32). A longer list is
             cut keeping the gold action and every action type (see the module docstring); raise it (e.g. to
             4096) to keep every valid action, at the cost of longer lists for a policy to score.
         include_task / include_look / include_inventory: what the observation text holds besides the
             last action's result.
-        normalize_reward: divide the score delta (0-100 scale) by 100 and clip to [-1, 1].
+        normalize_reward: divide the score delta (0-100 scale) by 100 and clip to [-1, 1]: the step that fails
+            the task (score -> -100) gets exactly -1, so a failed episode returns its progress / 100 - 1 (module
+            docstring).
         expert: generate gold paths so `expert_action()` works (first load of a variation is slower).
         expert_recovery: after the agent leaves the gold path, `expert_action()` walks back to the room of the
             next gold action and resumes the path there (False: it returns None from the first deviation).
