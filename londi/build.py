@@ -45,6 +45,11 @@ def instantiate_node(node: Any, **kwargs: Any) -> Any:
         raise
 
 
+# what a required key means, where its name does not say it
+_MISSING_HINTS = {".num_params": " (num_params: the served model's parameter count, e.g. 8e9; its FLOPs are "
+                                 "2 x num_params x tokens)"}
+
+
 def env_fn(cfg: DictConfig | Overrides = ()) -> Callable[[], Any]:
     """A zero-argument factory of fresh text envs (one per call); each in its own worker process when
     `env_processes` says so (null: ScienceWorld envs when n_envs > 1, so their steps overlap)."""
@@ -136,8 +141,9 @@ def validate(cfg: DictConfig) -> None:
                               f"(the options are in configs/{'model' if key in ('quick', 'deepthink') else key}/)")
     missing = sorted(_missing_keys(cfg))
     if missing:
+        hint = next((h for suffix, h in _MISSING_HINTS.items() for k in missing if k.endswith(suffix)), "")
         raise ConfigError(f"no value for {', '.join(missing)}: set {'it' if len(missing) == 1 else 'them'} on the "
-                         f"command line, e.g. {missing[0]}=...")
+                         f"command line, e.g. {missing[0]}=...{hint}")
 
     def check(node: Any, where: str) -> None:
         if isinstance(node, DictConfig) and not node._is_none():  # a dict-typed key may be null

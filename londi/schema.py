@@ -274,7 +274,7 @@ class OpenAIModelSchema:
     max_tokens: int = MISSING
     history: int | None = MISSING
     system_prompt: str | None = MISSING
-    num_params: float = MISSING  # the served model's size (8e9 works), for FLOPs; 0 = unknown
+    num_params: float = MISSING  # required: the served model's parameter count (8e9 works), for its FLOPs
     max_concurrency: int = MISSING
 
 

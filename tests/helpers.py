@@ -56,7 +56,7 @@ def hf_policy(**kwargs: Any) -> Any:
 
 OPENAI_SETTINGS = {"name": "dt", "base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": None,
                    "endpoint": "chat", "timeout": 30.0, "retries": 3, "backoff": 0.5, "max_backoff": 8.0,
-                   "temperature": 0.0, "max_tokens": 32, "history": None, "system_prompt": None, "num_params": 0,
+                   "temperature": 0.0, "max_tokens": 32, "history": None, "system_prompt": None, "num_params": 1e9,
                    "max_concurrency": 8}
 
 

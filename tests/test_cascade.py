@@ -18,7 +18,7 @@ from londi.cascade.deferral import (
     deferral_loss,
     should_defer,
 )
-from londi.cascade.levels import GivenLabelsLevel, HashedLinearLevel
+from londi.cascade.levels import GivenLabelsLevel, HashedLinearLevel, PolicyLevel
 from londi.cascade.streams import (
     StreamItem,
     from_items,
@@ -27,6 +27,7 @@ from londi.cascade.streams import (
     synthetic_drifting,
     write_jsonl,
 )
+from londi.lm.policy import ActResult, LMPolicy
 from londi.lm.usage import ComputeMeter
 
 # ----------------------------------------------------------------------------- deferral rule and losses
@@ -168,6 +169,43 @@ def test_cascade_rejects_bad_configuration():
         OnlineCascade([final])
     with pytest.raises(ValueError, match="learn_from_answered"):
         _cascade(meter, learn_from_answered="sometimes")
+
+
+class _Served(LMPolicy):
+    """A final model behind a policy (an endpoint, say): 7B parameters, 10 tokens per item."""
+
+    @property
+    def num_parameters(self) -> int:
+        return 7_000_000_000
+
+    def _act(self, states, usage, return_hidden):
+        usage.calls += len(states)
+        usage.prompt_tokens += 10 * len(states)
+        usage.flops += 2 * 7e9 * 10 * len(states)
+        return [ActResult(index=0, action=s.admissible_actions[0], scores=np.array([0.0, -5.0])) for s in states]
+
+
+def test_a_policy_level_is_charged_whatever_its_policy_is_called():
+    """The policy meters under its own name ("deepthink"), the cascade reports the level ("llm")."""
+    labels = ["pos", "neg"]
+    final = PolicyLevel("llm", labels, _Served(name="deepthink"))
+    c = OnlineCascade([HashedLinearLevel("lr", 2, n_features=2**10), final], mu=0.1, seed=0)
+    s = c.run(from_items("x", labels, [StreamItem(text=f"item {i} words", gold=0) for i in range(30)]))
+    served = final.meter.totals["deepthink"]
+    assert served.calls > 0 and s["compute/llm_calls"] == served.calls == round(s["cascade/final_call_frac"] * 30)
+    assert s["compute/llm_flops"] == served.flops > 0
+    assert s["compute/total_flops"] == pytest.approx(served.flops + s["compute/lr_flops"] + s["compute/lr_train_flops"])
+
+
+def test_levels_that_would_share_a_meter_key_are_refused():
+    meter = ComputeMeter()
+    final = GivenLabelsLevel("llm", 2, meter=meter)
+    with pytest.raises(ValueError, match="level names.*'lr' is used twice"):
+        OnlineCascade([HashedLinearLevel("lr", 2, n_features=2**10, meter=meter),
+                       HashedLinearLevel("lr", 2, n_features=2**10), final])
+    named_lr = PolicyLevel("big", ["pos", "neg"], _Served(name="lr", meter=meter))  # metered under "lr"
+    with pytest.raises(ValueError, match="one compute meter.*'lr' is used twice"):
+        OnlineCascade([HashedLinearLevel("lr", 2, n_features=2**10, meter=meter), named_lr])
 
 
 # ----------------------------------------------------------------------------- streams

@@ -11,8 +11,10 @@ from hydra import compose, initialize_config_dir
 from londi.cascade.router import OnlineNgramPolicy
 from londi.lm.policy import ActResult
 from londi.lm.state import TextState
+from londi.runner import make_switching_env
 from londi.switch.base import DEEPTHINK, QUICK, DecisionContext, Transition
-from tests.helpers import switcher
+from londi.switch.toy import CorridorTextEnv
+from tests.helpers import expert, hashed, switcher
 
 CONFIGS = str((__import__("pathlib").Path(__file__).parents[1] / "configs").resolve())
 
@@ -86,3 +88,31 @@ def test_cascade_switcher_error_objective_threshold_is_mu():
 
     with pytest.raises(ConfigCompositionException, match="head_objective"):
         switcher("cascade", "switcher.head_objective=nope")  # not a choice: fails at composition
+
+
+def test_quicks_online_distillation_is_charged_to_the_step_and_episode_it_learns_from():
+    """`switcher=cascade` trains QUICK in `observe`, after the env's step: that compute (`quick/train`) must
+    still reach the step's usage (compute/*) and its episode's row (episodes.csv), as the runner reads them."""
+    quick = OnlineNgramPolicy(name="quick", n_features=2**12, ngram_range=(1, 2), lr=1.0)
+    sw = switcher("cascade", "seed=0")  # forced deferral early on: DEEPTHINK answers, QUICK learns from it
+    n = 2
+    vec = make_switching_env(lambda: CorridorTextEnv(length=6, max_steps=8), quick, expert("deepthink", 10**6), sw,
+                             hashed(16), seed=3, train=True, n_envs=n)
+    sw.setup(vec, seed=0, total_steps=60)
+    steps: list[dict] = []
+    sw.learn(vec, 60, steps.append)  # on_step gets env 0's step, then env 1's, every vector step
+    assert quick.meter.totals["quick/train"].flops > 0
+    billed = sum(info["switch"]["usage"]["quick"]["flops"] for info in steps)
+    pending = sum(e.state_dict()["pending"]["quick"]["flops"] for e in vec.envs)  # QUICK's reads of the next states
+    assert billed + pending == pytest.approx(quick.meter.total().flops)  # every FLOP, the updates' too, is billed
+    running, ended = [0.0] * n, 0
+    for k, info in enumerate(steps):
+        running[k % n] += info["switch"]["usage"]["quick"]["flops"]
+        if "episode" in info["switch"]:
+            row = info["switch"]["episode"]
+            assert row["quick_flops"] == pytest.approx(running[k % n])  # its steps' bills, updates included
+            assert row["total_flops"] == pytest.approx(row["quick_flops"] + row["deepthink_flops"])
+            running[k % n], ended = 0.0, ended + 1
+    assert ended >= 2
+    with pytest.raises(RuntimeError, match="last finished step"):
+        vec.envs[0].charge_after_step(steps[0], "quick", {"flops": 1.0})  # a stale step's bill is closed

@@ -25,6 +25,7 @@ def test_option_builds_in_both_roles(option, role):
         return
     if option == "openai":
         node.model = "served-model"
+        node.num_params = 8e9
     if option == "distilled":
         assert node.path == f"londi-assets:models/babyai_{role}"  # the role picks the shipped model
         if not Path(resolve_model_path(node.path)).is_dir():
@@ -43,3 +44,13 @@ def test_a_missing_value_is_named_before_anything_runs():
 
     with pytest.raises(ConfigError, match="quick.path"):
         build.validate(build.config(["model@quick=hf"]))
+
+
+def test_a_served_model_needs_its_size_before_anything_runs():
+    """No default size: one of 0 charged every served-DEEPTHINK call 0 FLOPs, silently."""
+    from londi.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"no value for deepthink\.num_params.*deepthink\.num_params="):
+        build.validate(build.config(["model@deepthink=openai", "deepthink.model=served-model"]))
+    cfg = build.config(["model@deepthink=openai", "deepthink.model=served-model", "deepthink.num_params=8e9"])
+    assert build.model(cfg, "deepthink").num_parameters == 8_000_000_000

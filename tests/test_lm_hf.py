@@ -130,8 +130,20 @@ def test_match_action():
 def test_device_and_dtype_config():
     pol = tiny(device="auto")
     assert pol.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert pol.compute_device == str(pol.device)  # the meter times it on its own device's clock
     with pytest.raises(ValueError, match="temperature"):
         tiny(greedy=False, temperature=0.0)
+    with pytest.raises(ValueError, match="device='mps'.*cpu or cuda"):  # before loading: no call could be timed
+        hf_policy(name="quick", path="/nonexistent/model/dir", device="mps")
+
+
+def test_a_cpu_model_is_timed_on_its_thread_when_cuda_is_initialised_beside_it(monkeypatch):
+    """A CPU QUICK next to a CUDA DEEPTHINK: once CUDA was initialised, every call used to get CUDA-event time."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "Event", lambda **kw: pytest.fail("CUDA events timed a CPU model"))
+    pol = tiny(name="quick", device="cpu")
+    assert pol.act_one(state(0)).usage.device_kind == "cpu_thread"
 
 
 def test_a_distilled_model_refuses_states_of_another_env_family(tmp_path):

@@ -34,6 +34,7 @@ class FakeServer:
     def __init__(self):
         self.script: list[tuple[int, dict | str]] = []
         self.requests: list[dict] = []
+        self.delay = 0.0  # seconds the "model" takes per request
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -41,6 +42,7 @@ class FakeServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
                 status, reply = server.script.pop(0) if len(server.script) > 1 else server.script[0]
+                time.sleep(server.delay)
                 data = (reply if isinstance(reply, str) else json.dumps(reply)).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -97,6 +99,37 @@ def test_good_reply_is_mapped_and_metered(server, monkeypatch):
     assert req["body"]["model"] == "m" and "Goal of the agent: go to the red ball" in req["body"]["messages"][1]["content"]
     u = meter.totals["dt"]
     assert (u.calls, u.prompt_tokens, u.completion_tokens, u.flops) == (2, 100, 6, 2 * 1000 * 106)
+
+
+@pytest.mark.parametrize("num_params", [0, -1, None, float("nan"), "unknown"])
+def test_a_served_model_without_its_size_is_refused_with_the_fix(num_params):
+    """0 (the old default, "unknown") charged every call 0 FLOPs: the reports' compute saved came out empty."""
+    with pytest.raises(ValueError, match=r"deepthink\.num_params=<served model's parameter count>"):
+        openai_policy(name="deepthink", num_params=num_params)
+
+
+def test_device_seconds_are_each_requests_latency_summed_though_they_run_in_pool_threads(server):
+    """The server's device is not visible here: its seconds are the requests' latencies, labelled remote."""
+    server.delay = 0.2
+    server.script = [(200, chat("go forward"))]
+    meter = ComputeMeter()
+    policy(server.url, meter, max_concurrency=4).act([STATE] * 4)
+    u = meter.totals["dt"]
+    assert u.device_kind == "remote"
+    assert u.device_seconds >= 4 * 0.2  # the calling thread's CPU time was ~0: the requests ran in pool threads
+    assert u.wall_seconds < u.device_seconds  # side by side
+
+
+def test_remote_seconds_count_failed_attempts_but_not_the_waits_between_retries(server):
+    server.script = [(503, "busy"), (200, chat("turn right"))]
+    meter = ComputeMeter()
+    policy(server.url, meter, retries=1, backoff=0.5).act_one(STATE)
+    u = meter.totals["dt"]
+    assert u.wall_seconds >= 0.5 and u.device_seconds < 0.25
+    server.delay, server.script = 0.1, [(503, "busy")]
+    with pytest.raises(PolicyError):
+        policy(server.url, meter, retries=1, backoff=0.01).act_one(STATE)
+    assert meter.totals["dt"].device_seconds - u.device_seconds >= 2 * 0.1  # both attempts kept the server busy
 
 
 def test_completions_endpoint_and_missing_usage(server):

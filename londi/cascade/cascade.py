@@ -88,6 +88,11 @@ class OnlineCascade:
             raise ValueError(f"head_objective={head_objective!r}; choose one of {HEAD_OBJECTIVES}")
         if update_every < 1:
             raise ValueError("update_every must be >= 1")
+        _check_distinct("level names", [lv.name for lv in levels], "give each level its own name")
+        for meter in {id(lv.meter): lv.meter for lv in levels}.values():  # one meter, one key per level
+            _check_distinct("keys in one compute meter (a PolicyLevel is metered under its policy's name)",
+                            [lv.usage_key for lv in levels if lv.meter is meter],
+                            "give the levels that share a meter (and their policies) different names")
         self.levels = list(levels)
         self.mu = float(mu)
         self.forced = forced if forced is not None else ForcedDeferral()
@@ -208,14 +213,13 @@ class OnlineCascade:
         return summary
 
     def compute_metrics(self) -> dict[str, float]:
-        """FLOPs and device seconds per level (inference and training) from the shared meter(s)."""
-        totals: dict[str, object] = {}
-        for m in {id(lv.meter): lv.meter for lv in self.levels}.values():
-            totals.update(m.totals)
+        """FLOPs and device seconds per level (inference and training) from the shared meter(s), each read
+        from the level's own meter under its `usage_key` and named by the level."""
         out: dict[str, float] = {}
         flops = secs = 0.0
         for lv in self.levels:
-            for key, suffix in ((lv.name, ""), (f"{lv.name}/train", "_train")):
+            totals = lv.meter.totals
+            for key, suffix in ((lv.usage_key, ""), (f"{lv.usage_key}/train", "_train")):
                 u = totals.get(key)
                 f = float(getattr(u, "flops", 0.0))
                 s = float(getattr(u, "device_seconds", 0.0))
@@ -223,10 +227,17 @@ class OnlineCascade:
                 out[f"compute/{lv.name}{suffix}_seconds"] = s
                 flops += f
                 secs += s
-            out[f"compute/{lv.name}_calls"] = float(getattr(totals.get(lv.name), "calls", 0))
+            out[f"compute/{lv.name}_calls"] = float(getattr(totals.get(lv.usage_key), "calls", 0))
         out["compute/total_flops"] = flops
         out["compute/device_seconds"] = secs
         return out
+
+
+def _check_distinct(what: str, names: Sequence[str], fix: str) -> None:
+    """Two levels under one name would report one's compute as the other's (or as both): refuse."""
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"the cascade's {what} must differ, but {', '.join(map(repr, dup))} is used twice: {fix}")
 
 
 def _cross_entropy(logits: np.ndarray, target: int) -> float:

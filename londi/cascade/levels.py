@@ -2,8 +2,9 @@
 
 A level maps a batch of items to class logits (`predict`) and, unless it is the final model, learns
 online from labels (`learn`). `num_parameters` gives the paper's cost unit (cost relative to the final
-model's parameter count); FLOPs and device seconds go to the meter under the level's name (inference)
-and `"{name}/train"` (updates), so a report can tell what routing cost from what learning cost.
+model's parameter count); FLOPs and device seconds go to the meter under the level's `usage_key`
+(inference: the level's name, or for a `PolicyLevel` its policy's) and `"{usage_key}/train"` (updates),
+so a report can tell what routing cost from what learning cost.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Level(abc.ABC):
 
     trainable: bool = True
     simulated: bool = False
+    compute_device: str = "cpu"  # where predict/learn run: the meter times them with that device's clock
 
     def __init__(self, name: str, num_classes: int, meter: ComputeMeter | None = None):
         self.name = name
@@ -37,10 +39,16 @@ class Level(abc.ABC):
     def num_parameters(self) -> int:
         """Parameter count: the paper's cost unit, relative to the final level."""
 
+    @property
+    def usage_key(self) -> str:
+        """The name this level's predictions are metered under (`"{usage_key}/train"`: its updates), where
+        the cascade reads its compute."""
+        return self.name
+
     def predict(self, items: Sequence[StreamItem]) -> np.ndarray:
         """Class logits, shape (len(items), num_classes); metered under the level's name."""
         usage = Usage(model=self.name, simulated=self.simulated)
-        with self.meter.measure(usage):
+        with self.meter.measure(usage, device=self.compute_device):
             logits = self._predict(items, usage)
             usage.calls += len(items)
         logits = np.asarray(logits, dtype=np.float64)
@@ -55,7 +63,7 @@ class Level(abc.ABC):
         if not items:
             return
         usage = Usage(model=f"{self.name}/train")
-        with self.meter.measure(usage):
+        with self.meter.measure(usage, device=self.compute_device):
             self._learn(items, np.asarray(labels, dtype=np.int64), None if weights is None else np.asarray(weights), usage)
         self.n_updates += len(items)
 
@@ -229,6 +237,10 @@ class HFClassifierLevel(Level):
     def num_parameters(self) -> int:
         return self._params
 
+    @property
+    def compute_device(self) -> str:  # type: ignore[override]
+        return str(self.device)
+
     def _encode(self, items: Sequence[StreamItem]):
         enc = self.tokenizer(
             [it.text for it in items], return_tensors="pt", padding=True, truncation=True, max_length=self.max_length
@@ -264,8 +276,8 @@ class PolicyLevel(Level):
     """Any londi `LMPolicy` as a label scorer: the labels are its candidate actions, its scores the logits.
 
     This is how an hf model with a label-scoring head (`HFPolicy`) or an OpenAI-compatible endpoint becomes
-    the final model. The policy is metered by its own meter; this level charges no extra call, and the
-    cascade reads both meters' totals.
+    the final model. The policy is metered by its own meter under its own name (`usage_key`), whatever the
+    level is called; this level charges no extra call, and the cascade reads both meters' totals.
     """
 
     trainable = False
@@ -279,6 +291,10 @@ class PolicyLevel(Level):
     @property
     def num_parameters(self) -> int:
         return int(self.policy.num_parameters)
+
+    @property
+    def usage_key(self) -> str:
+        return self.policy.name
 
     def predict(self, items: Sequence[StreamItem]) -> np.ndarray:
         from londi.lm.state import TextState

@@ -62,7 +62,6 @@ class OnlineNgramPolicy(LMPolicy):
         self.lr = lr
         self.weight = np.zeros(n_features)
         self.n_updates = 0
-        self.train_usage = Usage(model=f"{name}/train")
 
     @property
     def num_parameters(self) -> int:
@@ -92,7 +91,7 @@ class OnlineNgramPolicy(LMPolicy):
 
     def learn(self, states: Sequence[TextState], targets: Sequence[int]) -> None:
         """One SGD step per state towards `targets` (indices into its admissible actions); metered."""
-        with self.meter.measure(Usage(model=f"{self.name}/train")) as usage:
+        with self.meter.measure(Usage(model=f"{self.name}/train"), device=self.compute_device) as usage:
             for s, y in zip(states, targets, strict=True):
                 scores, x = self._scores(s)
                 g = np.exp(scores)

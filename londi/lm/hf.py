@@ -206,6 +206,8 @@ class HFPolicy(LMPolicy):
         if not greedy and temperature <= 0:
             raise ValueError(f"sampling needs temperature > 0, got {temperature}; or set greedy=true")
         self.device = resolve_device(device)
+        if self.device.type not in ("cpu", "cuda"):  # before loading: the meter could not time a single call
+            raise ValueError(f"{name}: device={device!r}; the compute meter times models on cpu or cuda[:N] only")
         meta: dict[str, Any] = {}
         if model is not None:
             if tokenizer is None:
@@ -248,6 +250,11 @@ class HFPolicy(LMPolicy):
     @property
     def num_parameters(self) -> int:
         return int(sum(p.numel() for p in self.model.parameters()))
+
+    @property
+    def compute_device(self) -> str:
+        """The model's device: a CPU model is timed on the calling thread even when CUDA runs beside it."""
+        return str(self.device)
 
     def fingerprint(self) -> str:
         """sha256 over every tensor's name, shape and first 4,096 values (cheap for an 8B model too)."""

@@ -10,17 +10,21 @@ The API key is read from the environment variable named by `api_key_env` at requ
 stored on the object, in its repr, in error messages, in logs or in saved configs.
 
 Cost: tokens from the reply's `usage` field (estimated as words when the server sends none, and flagged
-in `ActResult.info`); FLOPs = 2 x `num_params` x tokens when the served model's size is configured
-(0 otherwise: the meter cannot see a remote device). Wall seconds are measured here, retries and failed
-attempts included; device seconds are this process's CPU seconds (the remote GPU's time is not observable
-from the client). A reply that names no admissible action still costs its tokens and FLOPs (the server
-generated it), but only replies mapped to an action count as calls (see `LMPolicy`).
+in `ActResult.info`); FLOPs = 2 x `num_params` x tokens, so the served model's size is required (a size
+of 0 made every call free and the reports' compute saved meaningless). Wall seconds are measured around
+the batch, retries and failed attempts included. The server's device time is not observable from here,
+so device seconds are `device_kind="remote"`: each request's latency at the client, every attempt's
+included but not the waits between retries, summed over the batch's requests (with `max_concurrency` > 1
+they run in pool threads, whose time the calling thread's clock would miss). A reply that names no
+admissible action still costs its tokens, FLOPs and seconds (the server generated it), but only replies
+mapped to an action count as calls (see `LMPolicy`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 import urllib.error
@@ -33,7 +37,7 @@ from londi.lm.matching import match_action
 from londi.lm.policy import ActResult, EndpointError, LMPolicy, PolicyError
 from londi.lm.prompts import PromptBuilder, count_words, get_prompt_builder
 from londi.lm.state import TextState
-from londi.lm.usage import ComputeMeter, Usage
+from londi.lm.usage import DEVICE_REMOTE, ComputeMeter, Usage
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +62,8 @@ class OpenAIPolicy(LMPolicy):
             backoff x 2^k seconds (capped at max_backoff) before attempt k+1. HTTP 401/403/404/405 are
             never retried: they raise `EndpointError`.
         temperature, max_tokens: sampling settings sent to the server. history: past steps in the prompt.
-        num_params: size of the served model, for FLOPs (0 = unknown). max_concurrency: parallel requests.
+        num_params: the served model's parameter count, for FLOPs (required, > 0). max_concurrency: parallel
+            requests.
     """
 
     def __init__(
@@ -86,6 +91,17 @@ class OpenAIPolicy(LMPolicy):
             raise ValueError(f"endpoint must be one of {ENDPOINTS}, got {endpoint!r}")
         if retries < 0 or timeout <= 0:
             raise ValueError(f"need retries >= 0 and timeout > 0, got retries={retries}, timeout={timeout}")
+        try:
+            size = math.nan if isinstance(num_params, bool) else float(num_params)
+        except (TypeError, ValueError):
+            size = math.nan
+        if not (math.isfinite(size) and size >= 1):
+            raise ValueError(
+                f"{name}: num_params={num_params!r}, but the served model's parameter count is required: every "
+                f"call is charged 2 x num_params x tokens FLOPs, and a size of 0 would make it free. Give "
+                f"{name}.num_params=<served model's parameter count>, e.g. {name}.num_params=8e9 for "
+                f"Llama-3.1-8B (londi-evaluate on an older run: +override.{name}.num_params=...)"
+            )
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key_env = api_key_env
@@ -98,13 +114,18 @@ class OpenAIPolicy(LMPolicy):
         self.max_tokens = int(max_tokens)
         self.history = history
         self.system_prompt = DEFAULT_SYSTEM if system_prompt is None else system_prompt
-        self._num_params = int(float(num_params))
+        self._num_params = int(size)
         self.max_concurrency = max(1, int(max_concurrency))
         self._builders: dict[str, PromptBuilder] = {}
 
     @property
     def num_parameters(self) -> int:
         return self._num_params
+
+    @property
+    def compute_device(self) -> str:
+        """Served elsewhere: `_act` reports the requests' latencies as the device seconds."""
+        return DEVICE_REMOTE
 
     @property
     def url(self) -> str:
@@ -169,17 +190,26 @@ class OpenAIPolicy(LMPolicy):
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         return text.replace(key, "***") if key else text
 
-    def request(self, prompt: str) -> dict[str, Any]:
-        """POST one prompt with retries; the decoded JSON reply, or PolicyError (EndpointError for 401/403/404/405)."""
+    def request(self, prompt: str, attempt_seconds: list[float] | None = None) -> dict[str, Any]:
+        """POST one prompt with retries; the decoded JSON reply, or PolicyError (EndpointError for 401/403/404/405).
+
+        `attempt_seconds` gets each attempt's latency appended (not the waits between them), failed ones too:
+        the meter's device seconds for a model whose device it cannot see.
+        """
         data = json.dumps(self._payload(prompt)).encode()
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(min(self.backoff * 2 ** (attempt - 1), self.max_backoff))
             req = urllib.request.Request(self.url, data=data, headers=self._headers(), method="POST")
+            t0 = time.perf_counter()
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    raw = resp.read()
+                try:
+                    with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                        raw = resp.read()
+                finally:
+                    if attempt_seconds is not None:
+                        attempt_seconds.append(time.perf_counter() - t0)
             except urllib.error.HTTPError as e:
                 detail = self._redact(e.read()[:300].decode(errors="replace"))
                 last = f"HTTP {e.code}: {detail}"
@@ -210,22 +240,25 @@ class OpenAIPolicy(LMPolicy):
         return text or ""
 
     # ---- the backend --------------------------------------------------------------------------------
-    def _one(self, state: TextState) -> tuple[ActResult | PolicyError | EndpointError, int, int, bool]:
+    def _one(self, state: TextState) -> tuple[ActResult | PolicyError | EndpointError, int, int, float]:
+        """(action or error, prompt tokens, completion tokens, seconds the server spent answering)."""
         prompt = self.prompt(state)
+        seconds: list[float] = []
         try:
-            reply = self.request(prompt)
+            reply = self.request(prompt, seconds)
             text = self._reply_text(reply)
         except (PolicyError, EndpointError) as e:
-            return e, 0, 0, True
+            return e, 0, 0, sum(seconds)
         u = reply.get("usage") or {}
         estimated = "prompt_tokens" not in u
         p_tok = int(u.get("prompt_tokens", count_words(self.system_prompt) + count_words(prompt)))
         c_tok = int(u.get("completion_tokens", count_words(text)))
         idx = match_action(text, state.admissible_actions)
         if idx is None:
-            return PolicyError(f"{self.name}: reply {text[:200]!r} names none of the admissible actions"), p_tok, c_tok, estimated
+            error = PolicyError(f"{self.name}: reply {text[:200]!r} names none of the admissible actions")
+            return error, p_tok, c_tok, sum(seconds)
         return ActResult(index=idx, action=state.admissible_actions[idx],
-                         info={"reply": text, "tokens_estimated": estimated}), p_tok, c_tok, estimated
+                         info={"reply": text, "tokens_estimated": estimated}), p_tok, c_tok, sum(seconds)
 
     def _act(self, states: Sequence[TextState], usage: Usage, return_hidden: bool) -> list[ActResult]:
         if len(states) == 1 or self.max_concurrency == 1:
@@ -234,10 +267,11 @@ class OpenAIPolicy(LMPolicy):
             with ThreadPoolExecutor(min(self.max_concurrency, len(states))) as pool:
                 outs = list(pool.map(self._one, states))
         usage.calls += len(states)  # `act` keeps no calls if this batch raises below
-        for _, p_tok, c_tok, _ in outs:  # tokens of unusable replies too: the server generated them
+        for _, p_tok, c_tok, seconds in outs:  # unusable replies too: the server generated them
             usage.prompt_tokens += p_tok
             usage.completion_tokens += c_tok
             usage.flops += 2.0 * self._num_params * (p_tok + c_tok)
+            usage.device_seconds += seconds  # kept by the meter (compute_device = "remote")
         errors = [o for o, *_ in outs if not isinstance(o, ActResult)]
         if errors:  # a misconfigured endpoint first: it must stop the run, not be taken for a bad reply
             raise next((e for e in errors if isinstance(e, EndpointError)), errors[0])

@@ -87,9 +87,10 @@ class LMPolicy(abc.ABC):
     """Base of every backend. Subclasses implement `_act`; `act` meters it, so no call goes uncounted.
 
     `_act(states, usage, return_hidden)` must fill `usage.calls`, tokens and `usage.flops` for the batch;
-    wall and device seconds are measured around it by the meter. A call is a state that got an action:
-    when the batch raises, `act` records its tokens, FLOPs and seconds (that compute was spent) but no
-    calls, so call counts (compute/*_calls, *_model_calls) count only decisions that were made.
+    wall and device seconds are measured around it by the meter, on the clock of `compute_device`. A call
+    is a state that got an action: when the batch raises, `act` records its tokens, FLOPs and seconds (that
+    compute was spent) but no calls, so call counts (compute/*_calls, *_model_calls) count only decisions
+    that were made.
     """
 
     simulated: bool = False
@@ -106,7 +107,7 @@ class LMPolicy(abc.ABC):
             if not s.admissible_actions:
                 raise ValueError(f"{self.name}: state has no admissible actions to choose from")
         usage = Usage(model=self.name, simulated=self.simulated)
-        with self.meter.measure(usage):
+        with self.meter.measure(usage, device=self.compute_device):
             try:
                 results = self._act(states, usage, return_hidden)
                 for s, r in zip(states, results, strict=True):
@@ -128,6 +129,13 @@ class LMPolicy(abc.ABC):
     def num_parameters(self) -> int:
         """Parameter count used for FLOPs; 0 for policies that run no model."""
         return 0
+
+    @property
+    def compute_device(self) -> str:
+        """Where this policy's work runs, so the meter times it with that device's clock: "cpu" (the
+        calling thread's CPU time), "cuda" / "cuda:N" (CUDA events), or "remote" (`_act` adds the seconds
+        it measured). Override it in a backend that runs elsewhere than the calling thread's CPU."""
+        return "cpu"
 
     def fingerprint(self) -> str | None:
         """A short hash of the weights this policy acts with (None when it has none): a run records it so

@@ -3,9 +3,12 @@
 A `Usage` is one record of what some calls cost. A `ComputeMeter` accumulates them per model and is the
 only way policies report cost (see `LMPolicy.act`, which wraps every backend call in `meter.measure`).
 
-Device seconds, by where the model runs:
-- GPU (CUDA initialised): CUDA event time around the call (`device_kind="cuda"`);
-- CPU: the CPU time of the calling thread (`time.thread_time()`, `device_kind="cpu_thread"`). Not process
+Device seconds, by the device the measured work runs on, which the caller names (`measure(usage,
+device=...)`; `LMPolicy.act` passes its policy's `compute_device`), never guessed from the process: a
+QUICK on CPU beside a DEEPTHINK on a GPU is timed on the CPU, though CUDA is initialised in the process:
+- a CUDA device (`"cuda"`, `"cuda:N"`): CUDA event time around the call on that device's current stream
+  (`device_kind="cuda"`);
+- `"cpu"`: the CPU time of the calling thread (`time.thread_time()`, `device_kind="cpu_thread"`). Not process
   time: that also counts every other thread of the process while the call runs (a W&B or data-loader
   thread, a concurrent call, torch's intra-op workers spin-waiting for work), which made the same work
   cost 7-28x more at 2 torch threads than at 1 and vary 3x between identical runs on a loaded machine.
@@ -13,6 +16,10 @@ Device seconds, by where the model runs:
   At N > 1 it is the calling thread's share, which still includes its own spinning at intra-op barriers
   (5-11x the 1-thread figure on a loaded 2-core machine; results/switching.md). Hence `londi-train` pins
   N (`threads`, default 1) and records it: compare CPU device seconds only at the same `threads`;
+- `"remote"`: a model served elsewhere (an OpenAI-compatible endpoint), whose device this process cannot
+  see. The backend reports the seconds itself: each request's latency at the client (retry waits
+  excluded), summed over the batch's requests, so concurrent requests in pool threads are not lost
+  (`device_kind="remote"`). It bounds the server's time from above (network and queueing included);
 - simulated policies (the expert standing in for a large LM) charge the seconds of a configured model
   size and keep them (`device_kind="simulated"`).
 """
@@ -23,13 +30,14 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 DEVICE_CUDA = "cuda"
-DEVICE_CPU_THREAD = "cpu_thread"  # no GPU: device seconds are the calling thread's CPU seconds
+DEVICE_CPU_THREAD = "cpu_thread"  # a CPU model: device seconds are the calling thread's CPU seconds
 DEVICE_CPU_PROCESS = "cpu_process"  # how runs made before `cpu_thread` measured CPU (whole process): still read
 DEVICE_SIMULATED = "simulated"  # a policy that charges the cost of a configured model it does not run
+DEVICE_REMOTE = "remote"  # a served model: the backend's summed request latencies (its device is not visible here)
 
 
 @dataclass
@@ -71,24 +79,37 @@ class Usage:
         return d
 
 
-def _cuda_timer():
-    """Return (start, stop->seconds) using CUDA events when a GPU is in use, else None."""
-    try:
+def _device_clock(device: str) -> Callable[[], tuple[float, str]]:
+    """Start timing work on `device`; the returned stop() gives (device seconds, device_kind).
+
+    Why per device: the clock must be the one the work runs on. CUDA events only for a CUDA device (on a
+    CPU model they would give wall-like time labelled as GPU time), the calling thread's CPU time for
+    "cpu", and nothing for "remote" (the backend adds the seconds it measured to the usage itself).
+    """
+    name = str(device)
+    if name == DEVICE_REMOTE:
+        return lambda: (0.0, DEVICE_REMOTE)
+    if name == "cpu":
+        cpu0 = time.thread_time()
+        return lambda: (time.thread_time() - cpu0, DEVICE_CPU_THREAD)
+    if name == "cuda" or name.startswith("cuda:"):
         import torch
 
-        if not torch.cuda.is_available() or not torch.cuda.is_initialized():
-            return None
+        stream = torch.cuda.current_stream(torch.device(name))
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
+        start.record(stream)
 
-        def stop() -> float:
-            end.record()
+        def stop() -> tuple[float, str]:
+            end.record(stream)
             end.synchronize()
-            return start.elapsed_time(end) / 1000.0
+            return start.elapsed_time(end) / 1000.0, DEVICE_CUDA
 
         return stop
-    except Exception:  # pragma: no cover - any CUDA trouble falls back to CPU accounting
-        return None
+    raise ValueError(
+        f"the compute meter has no clock for device {name!r}: it times 'cpu' (calling-thread CPU time), "
+        f"'cuda' / 'cuda:N' (CUDA events) and {DEVICE_REMOTE!r} (latency the backend measures); "
+        "run the model on one of those"
+    )
 
 
 @dataclass
@@ -99,26 +120,22 @@ class ComputeMeter:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @contextlib.contextmanager
-    def measure(self, usage: Usage) -> Iterator[Usage]:
+    def measure(self, usage: Usage, *, device: str) -> Iterator[Usage]:
         """Time the body and record `usage` (which the body fills with calls/tokens/FLOPs).
 
-        Wall seconds always; device seconds from CUDA events when CUDA is active, else the calling
-        thread's CPU seconds (`device_kind="cpu_thread"`, see the module doc). A simulated usage keeps
-        the device seconds it was given.
+        `device` is where the body's work runs ("cpu", "cuda", "cuda:N", "remote"; see the module doc): it
+        picks the clock, so each model is timed on its own device. Wall seconds always. A simulated
+        usage keeps the device seconds it was given, as a remote one keeps those its backend added.
         """
-        stop_cuda = _cuda_timer()
-        wall0, cpu0 = time.perf_counter(), time.thread_time()
+        stop = None if usage.simulated else _device_clock(device)
+        wall0 = time.perf_counter()
         try:
             yield usage
         finally:
             usage.wall_seconds += time.perf_counter() - wall0
-            if not usage.simulated:
-                if stop_cuda is not None:
-                    usage.device_seconds += stop_cuda()
-                    usage.device_kind = DEVICE_CUDA
-                else:
-                    usage.device_seconds += time.thread_time() - cpu0
-                    usage.device_kind = DEVICE_CPU_THREAD
+            if stop is not None:
+                seconds, usage.device_kind = stop()
+                usage.device_seconds += seconds
             self.add(usage)
 
     def add(self, usage: Usage) -> None:
@@ -126,11 +143,14 @@ class ComputeMeter:
             prev = self.totals.get(usage.model, Usage(model=usage.model))
             self.totals[usage.model] = prev + usage
 
-    def total(self) -> Usage:
+    def total(self, model: str | None = None) -> Usage:
+        """The sum over every model, or over `model`'s own records only: its name and `"{model}/..."` (its
+        online updates, `"{model}/train"`), not those of another model that shares this meter."""
         with self._lock:
             out = Usage()
-            for u in self.totals.values():
-                out = out + u
+            for key, u in self.totals.items():
+                if model is None or key == model or key.startswith(f"{model}/"):
+                    out = out + u
             return out
 
     def reset(self) -> None:

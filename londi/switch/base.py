@@ -19,7 +19,9 @@ How the run loop (`londi.runner`) uses a switcher, whatever kind it is:
      loop: `decide` per env -> `env.step` -> `observe(Transition)` per env -> `on_step`. A switcher that learns online
      (the cascade router learning from DEEPTHINK's answers) does its update in `observe`; the transition
      carries both policies' outputs that were computed at that step (`Transition.quick`,
-     `Transition.deepthink`), so it never calls a model itself and every call stays counted.
+     `Transition.deepthink`), so it never calls a model itself and every call stays counted. What the
+     policies' meters record during `observe` (QUICK's distillation update, `quick/train`) is charged to
+     the observed step and its episode before `on_step` sees it, so it reaches episodes.csv and compute/*.
 3. `switcher.decide(obs, ctx)` during evaluation (deterministic; `ctx.rng` for any randomness).
 4. `switcher.state_dict()/load_state_dict()` for JSON-able state (lambda, counters) and
    `save(dir)/load(dir)` for everything else (weights, optimiser, replay buffer); a resumed run calls
@@ -49,6 +51,7 @@ import numpy as np
 
 from londi.lm.policy import ActResult
 from londi.lm.state import TextState
+from londi.switch.episode import USAGE_FIELDS
 
 if TYPE_CHECKING:  # pragma: no cover
     from londi.switch.env import SwitchingEnv
@@ -139,6 +142,7 @@ class Switcher:
     def learn(self, env: SwitchingVecEnv, steps: int, on_step: OnStep) -> None:
         """Drive `env` (N envs) for `steps` env steps with `decide`, feeding `observe` and `on_step`."""
         done_steps = 0
+        roles = (("quick", env.quick), ("deepthink", env.deepthink))
         while done_steps < steps:
             obs = env.current_obs()
             ctxs = env.contexts()
@@ -147,6 +151,7 @@ class Switcher:
             for i, info in enumerate(infos):
                 sw = info["switch"]
                 last = env.envs[i].last_results
+                before = {who: p.meter.total(p.name) for who, p in roles}
                 self.observe(
                     Transition(
                         obs=obs[i],
@@ -161,6 +166,11 @@ class Switcher:
                         info=info,
                     )
                 )
+                for who, p in roles:  # what observe's online update cost goes on this step's bill
+                    after = p.meter.total(p.name)
+                    spent = {k: getattr(after, k) - getattr(before[who], k) for k in USAGE_FIELDS}
+                    if any(spent.values()):
+                        env.envs[i].charge_after_step(info, who, spent)
                 on_step(info)
             done_steps += env.num_envs
 

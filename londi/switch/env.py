@@ -138,6 +138,7 @@ class SwitchingEnv(gym.Env):
         self._peek: ActResult | None = None  # DEEPTHINK's answer, looked at first (its usage rides on it)
         self._pending = {"quick": zero_usage(), "deepthink": zero_usage()}
         self.last_results: dict[str, ActResult | None] = {}
+        self._last_step: tuple[dict, EpisodeRecord] | None = None  # the last finished step's bill and episode
         self._needs_reset = True
 
     # ------------------------------------------------------------------ Gymnasium API
@@ -236,6 +237,26 @@ class SwitchingEnv(gym.Env):
         for k in USAGE_FIELDS:
             self._pending[who][k] += usage.get(k, 0)
 
+    def charge_after_step(self, info: Mapping[str, Any], who: str, usage: Mapping[str, float]) -> None:
+        """Add usage spent after the last step, on what it produced, to that step's bill and its episode's.
+
+        For work done between `finish` and the next step: an online learner's update in `Switcher.observe`
+        (the cascade distilling DEEPTHINK's answer into QUICK). It lands in the step's `info["switch"]["usage"]`
+        and in its episode's totals: the running record, or the `"episode"` summary when the step ended it,
+        so episodes.csv and compute/* include it. `info` must be this env's last step's.
+        """
+        sw = info["switch"]
+        if self._last_step is None or self._last_step[0] is not sw:
+            raise RuntimeError("charge_after_step: info is not this env's last finished step; charge usage "
+                               "before the env steps again, with the info that step returned")
+        ep = self._last_step[1]
+        for k in USAGE_FIELDS:
+            sw["usage"][who][k] += usage.get(k, 0)
+            ep.usage[who][k] += usage.get(k, 0)
+        if "episode" in sw:
+            summary = sw["episode"]
+            summary.update(EpisodeSummary.of(ep, bool(summary["success"]), int(summary["env_restarts"])).as_dict())
+
     def note_fallback(self, error: Exception) -> None:
         if not self.fallback_to_quick:
             raise error
@@ -301,6 +322,7 @@ class SwitchingEnv(gym.Env):
             self._warn_fallbacks()
             if self.on_episode_end is not None:
                 self.on_episode_end(ep.used, sw["episode"])
+        self._last_step = (sw, ep)
         out_info = dict(info)
         out_info["switch"] = sw
         return reward, bool(terminated), bool(truncated), out_info
