@@ -50,11 +50,14 @@ def _pct(v: tuple[float, float, float]) -> str:
 
 def interval(r: pd.Series, name: str) -> tuple[float, float, float]:
     """(mean, lo, hi) of a summary.csv quantity: its `_lo`/`_hi` columns (londi-report today), else mean ± the
-    `_ci95` half-width of older summaries; NaN bounds where neither is there (one seed)."""
+    `_ci95` half-width of older summaries; NaN bounds where neither is there (one seed), shown as the mean
+    alone, as londi-report shows it."""
     m = float(r[name])
     if pd.notna(r.get(f"{name}_lo")) and pd.notna(r.get(f"{name}_hi")):
         return m, float(r[f"{name}_lo"]), float(r[f"{name}_hi"])
     half = float(r.get(f"{name}_ci95", math.nan))
+    if math.isnan(half):  # max/min below would turn NaN into the whole range [0, 1]
+        return m, math.nan, math.nan
     lo, hi = m - half, m + half
     if name == "success":  # older summaries did not clip the interval to the range
         lo, hi = max(0.0, lo), min(1.0, hi)
@@ -62,20 +65,34 @@ def interval(r: pd.Series, name: str) -> tuple[float, float, float]:
 
 
 def _label(r: pd.Series) -> str:
-    """The setting that tells a family's rows apart: budget, else cost, else the `setting` column."""
-    if pd.notna(r.get("budget")):
-        return f"b{float(r['budget']):g}"
-    if pd.notna(r.get("cost")):
-        return f"c{float(r['cost']):g}"
-    return r["setting"] if isinstance(r.get("setting"), str) else ""
+    """The setting that tells a family's rows apart: budget, else cost, and the `setting` column (a knob, or
+    the config keys londi-report split a row by) beside it."""
+    setting = r["setting"] if isinstance(r.get("setting"), str) else ""
+    knob = f"b{float(r['budget']):g}" if pd.notna(r.get("budget")) else (
+        f"c{float(r['cost']):g}" if pd.notna(r.get("cost")) else "")
+    return f"{knob} ({setting})" if knob and setting else knob or setting
 
 
-def family_cells(summary: pd.DataFrame, share: float = 0.95) -> tuple[pd.Series, dict[str, Cell]]:
-    """(always_deepthink's row, {family: Cell}) for one level's summary.csv."""
+def family_cells(summary: pd.DataFrame, share: float = 0.95, where: str = "the summary"
+                 ) -> tuple[pd.Series, dict[str, Cell]]:
+    """(always_deepthink's row, {family: Cell}) for one level's summary.csv (`where` names it in errors).
+
+    One level means one env and one always_deepthink row: the savings of one env measured against another
+    env's always_deepthink, or against one of several references, would be a number nothing measured.
+    """
+    envs = sorted(set(summary["env"].astype(str))) if "env" in summary.columns else []
+    if len(envs) > 1:
+        raise ValueError(f"{where} holds {len(envs)} envs ({', '.join(envs)}): each level's switchers are compared "
+                         "with its own always_deepthink; make one report folder per level (londi-report "
+                         "dir=<one level's runs> out=<folder>) and pass each")
     base_rows = summary[summary["switcher"] == "always_deepthink"]
     if base_rows.empty:
-        raise ValueError(f"no always_deepthink row in the summary of {sorted(set(summary['env']))}: the savings "
+        raise ValueError(f"no always_deepthink row in {where} of {envs}: the savings "
                          "are measured against it; run it (scripts/results_babyai.sh does)")
+    if len(base_rows) > 1:
+        settings = "; ".join(_label(r) or "-" for _, r in base_rows.iterrows())
+        raise ValueError(f"{where} has {len(base_rows)} always_deepthink rows ({settings}), which londi-report split "
+                         "by config: no one reference; report each config in a folder of its own")
     base = base_rows.iloc[0]
     target = share * float(base["success"])
     flops = float(base["deepthink_flops"])
@@ -102,7 +119,7 @@ def headline_table(dirs: Iterable[str | Path], share: float = 0.95, families: Se
         path = Path(d) / "summary.csv"
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: make it with londi-report dir=<runs> out={d}")
-        base, cells = family_cells(pd.read_csv(path), share)
+        base, cells = family_cells(pd.read_csv(path), share, where=str(path))
         row = [Path(d).name, _num(interval(base, "success"))]
         row += [cells[f].text() if f in cells else "not run" for f in families]
         lines.append("| " + " | ".join(row) + " |")

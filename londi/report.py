@@ -25,7 +25,15 @@ early evaluation into the others' final one, so it is listed under the table wit
 are saved); a run folder with no checkpoint and no metrics failed before training.
 
 Which episodes count: the final evaluation (rows with phase == "eval" at the run's last evaluation
-step, `global_step`), or a run's `eval.csv` from `londi-evaluate` when `source=evaluate`.
+step, `global_step`), or a run's `eval.csv` from `londi-evaluate` when `source=evaluate` (report.md says on
+which split and env). A run whose final episodes had DEEPTHINK fallbacks (QUICK acted instead) or env
+restarts did not measure its switcher alone: it is tabulated, flagged in bold above the table and listed
+under it with the counts; summary.csv and runs.csv carry both counts.
+
+Which runs are one row: those of one env, switcher, budget, cost and setting whose configs agree in every
+key but the seed and BOOKKEEPING_KEYS (with source=evaluate, also eval.json's split and env). Runs that
+differ in more are separate rows, the differing `key=value`s appended to their setting and named above the
+table (`config_splits`); two runs of one row with the same seed are an error, as one replicate would count twice.
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ from omegaconf import DictConfig, OmegaConf
 import londi.config  # noqa: F401 - registers the schemas and resolvers before Hydra composes
 from londi.checkpoints import read_json_record
 from londi.config import run_app
-from londi.lm.usage import DEVICE_CPU_PROCESS, DEVICE_CPU_THREAD, DEVICE_CUDA, DEVICE_SIMULATED
+from londi.lm.usage import DEVICE_CPU_PROCESS, DEVICE_CPU_THREAD, DEVICE_CUDA, DEVICE_REMOTE, DEVICE_SIMULATED
 from londi.paths import CONFIG_DIR
 from londi.rundir import RUN_INFO, SETTING_KEYS, load_run_config, run_name_from_parts
 
@@ -60,6 +68,24 @@ EVAL_CSV, EVAL_JSON = "eval.csv", "eval.json"  # written by londi-evaluate
 RUN_MARKERS = (RUN_INFO, RUN_JSON, EPISODES)  # a folder holding any of these is a run folder
 FINISHED, UNFINISHED, FAILED = "finished", "unfinished", "failed"
 GROUP_KEYS = ["env", "switcher", "budget", "cost", "setting"]
+# Config keys that do not change what a run measures: runs of one row that differ only in these are seeds of
+# one setting; any other difference splits the row (`config_splits`). A key covers every key under it, and
+# `seed` is matched at any depth (quick.seed, switcher.seed: `${seed}` copies), while `model_seed` is not.
+BOOKKEEPING_KEYS = (
+    "seed",  # the replicate itself
+    "run_dir", "hydra", "logger",  # where the run wrote and how it logged (W&B names and tags, progress lines)
+    "experiment_name",  # names the folder and the W&B group; what a preset changes shows in its other keys
+    "threads",  # CPU device seconds depend on it: the device-seconds line warns when runs mix thread counts
+    "env_processes",  # whether envs step in worker processes: wall time, not the episodes or metered seconds
+    "eval_every", "checkpoint_every",  # when training paused to evaluate or save
+    "eval_episodes",  # the final evaluation's size: how precise a seed's mean is, not what it estimates
+)
+EVAL_WHERE = ("split", "env_id")  # eval.json's keys that say what londi-evaluate measured on (`eval.<key>`)
+# per-episode faults in episodes.csv (and eval.csv): a run whose final episodes have any is flagged in report.md
+FAULTS = {
+    "fallbacks": "DEEPTHINK fallbacks (DEEPTHINK failed and QUICK acted)",
+    "env_restarts": "env restarts (the env's backend died; one during a step cut the episode)",
+}
 DEFAULT_RULES = ("quick_wrong", "pid")  # switcher.rule defaults: oracle, Lagrangian multiplier update
 # per-episode quantity in episodes.csv -> column name in the report
 EPISODE_STATS = {
@@ -351,9 +377,112 @@ def run_table(runs: Sequence[RunRecord], source: str = "eval") -> pd.DataFrame:
                 if col in ep.columns and len(ep)
                 else math.nan
             )
+        row.update(episode_faults(ep))
+        if source == "evaluate":
+            row.update({f"eval_{k}": v for k, v in evaluated_on(r).items()})
         row["path"] = str(r.path)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def episode_faults(ep: pd.DataFrame) -> dict[str, float]:
+    """The totals of each FAULTS column over `ep`; NaN where episodes.csv has no such column (a run made
+    before it was logged: unknown, not 0)."""
+    return {
+        col: float(pd.to_numeric(ep[col], errors="coerce").fillna(0).sum()) if col in ep.columns else math.nan
+        for col in FAULTS
+    }
+
+
+def _fault_text(ep: pd.DataFrame) -> str:
+    """`N DEEPTHINK fallbacks (...) in k of n episodes; ...`, or "" when the episodes have none."""
+    parts = []
+    for col, what in FAULTS.items():
+        if col in ep.columns:
+            per_episode = pd.to_numeric(ep[col], errors="coerce").fillna(0)
+            if per_episode.sum() > 0:
+                parts.append(f"{per_episode.sum():.0f} {what} in {int((per_episode > 0).sum())} of {len(ep)} episodes")
+    return "; ".join(parts)
+
+
+def evaluated_on(run: RunRecord) -> dict[str, str]:
+    """What londi-evaluate measured the run on (EVAL_WHERE, from eval.json): "unset" where it does not say."""
+    info = _read_json(run.path / EVAL_JSON)
+    return {k: str(info[k]) if info.get(k) is not None else "unset" for k in EVAL_WHERE}
+
+
+_ABSENT = object()
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as {dotted key: leaf}; lists and empty mappings are leaves."""
+    if isinstance(node, Mapping) and node:
+        return {k: v for key, val in node.items() for k, v in _flat(val, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: node}
+
+
+def _bookkeeping(key: str) -> bool:
+    return key.rsplit(".", 1)[-1] == "seed" or any(key == b or key.startswith(f"{b}.") for b in BOOKKEEPING_KEYS)
+
+
+def _canon(v: Any) -> Any:
+    """A comparable form of a config value: 4 and 4.0 are one number, lists and mappings compare by content."""
+    if isinstance(v, bool) or v is None or v is _ABSENT:
+        return v
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, Mapping):
+        return tuple(sorted((str(k), _canon(x)) for k, x in v.items()))
+    if isinstance(v, list | tuple):
+        return tuple(_canon(x) for x in v)
+    return str(v)
+
+
+def _show(v: Any) -> str:
+    if v is _ABSENT:
+        return "unset"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def measured_config(run: RunRecord, source: str = "eval") -> dict[str, Any]:
+    """The run's config as {dotted key: value} without the BOOKKEEPING_KEYS: what must agree for two runs to
+    be seeds of one row; with source=evaluate also where londi-evaluate measured it (`eval.split`, ...)."""
+    flat = {k: v for k, v in _flat(run.config).items() if not _bookkeeping(k)} if run.config else {}
+    if source == "evaluate":
+        flat.update({f"eval.{k}": v for k, v in evaluated_on(run).items()})
+    return flat
+
+
+def config_splits(runs: Sequence[RunRecord], source: str = "eval") -> tuple[dict[Path, str], list[str]]:
+    """({run folder: "key=value, ..."}, notes): for runs that share env, switcher, budget, cost and setting
+    but whose `measured_config`s differ, the keys that differ and each run's values of them.
+
+    Why: averaging two models, training lengths or env settings into one row reports a mix no run measured,
+    and the seed interval would treat them as replicates. The values go into the row's setting, so each
+    config is a row of its own; a run without a config beside runs with one is `config unknown`.
+    """
+    groups: dict[tuple, list[RunRecord]] = {}
+    for r in runs:
+        groups.setdefault((r.env, r.switcher, r.budget, r.cost, r.setting), []).append(r)
+    extras: dict[Path, str] = {}
+    notes: list[str] = []
+    for grp in groups.values():
+        flats = {r.path: measured_config(r, source) for r in grp}
+        known = [f for f in flats.values() if f]
+        keys = sorted({k for f in known for k in f})
+        differ = [k for k in keys if len({_canon(f.get(k, _ABSENT)) for f in known}) > 1]
+        unknown = len(known) < len(flats) and bool(known)
+        if not differ and not unknown:
+            continue
+        for path, f in flats.items():
+            extra = ", ".join(f"{k}={_show(f.get(k, _ABSENT))}" for k in differ) if f else "config unknown"
+            if extra:
+                extras[path] = extra
+        rows = sorted({extras.get(r.path, "its setting alone") for r in grp})
+        why = ([", ".join(f"`{k}`" for k in differ)] if differ else []) + (["a run without config.yaml"] if unknown else [])
+        notes.append(f"- {grp[0].env} {grp[0].label}: split by {' and '.join(why)} into {len(rows)} rows: "
+                     + "; ".join(f"`{x}`" for x in rows) + "\n")
+    return extras, notes
 
 
 def interval(values: Sequence[float], low: float | None = None, high: float | None = None,
@@ -388,8 +517,9 @@ PER_SEED = ("success", "return")  # kept seed by seed too (`<name>_per_seed`): a
 def aggregate(per_run: pd.DataFrame) -> pd.DataFrame:
     """Mean and clipped 95% interval over seeds per (env, switcher, budget, cost, setting) (`<name>_lo`,
     `<name>_hi`), success and return seed by seed in seed order (`<name>_per_seed`, "0.95 / 0.91 / 0.93"),
-    the training steps they were measured at (`steps_min`, `steps_max`), and the compute saved against
-    always_deepthink."""
+    the training steps they were measured at (`steps_min`, `steps_max`), the compute saved against
+    always_deepthink (none in an env with several always_deepthink rows), and the FAULTS counted over the
+    row's runs. Raises when two runs of one row have the same seed."""
     out = []
     if per_run.empty:
         return pd.DataFrame()
@@ -398,6 +528,7 @@ def aggregate(per_run: pd.DataFrame) -> pd.DataFrame:
     )
     for key, grp in keyed.groupby(GROUP_KEYS, dropna=False, sort=True):
         row = dict(zip(GROUP_KEYS, key, strict=True))
+        _check_seeds_once(grp, row)
         row["seeds"] = int(grp["seed"].nunique()) if grp["seed"].notna().any() else len(grp)
         row["runs"] = len(grp)
         row["unfinished"] = int((grp["status"] != FINISHED).sum()) if "status" in grp.columns else 0
@@ -411,15 +542,34 @@ def aggregate(per_run: pd.DataFrame) -> pd.DataFrame:
         by_seed = grp.sort_values("seed", kind="stable")
         for name in PER_SEED:
             row[f"{name}_per_seed"] = " / ".join(f"{v:.2f}" for v in by_seed[name])
+        for col in (c for c in grp.columns if c.startswith("eval_")):  # londi-evaluate's split and env
+            row[col] = ", ".join(sorted(set(grp[col].astype(str))))
+        for col in FAULTS:  # totals over the row's runs; NaN where none of them logged the column
+            row[col] = grp[col].sum(min_count=1) if col in grp.columns else math.nan
         out.append(row)
     agg = pd.DataFrame(out)
     agg["compute_saved"] = math.nan
     for _env, grp in agg.groupby("env"):
         ref = grp[grp["switcher"] == "always_deepthink"]
-        if len(ref) and ref["total_flops"].iloc[0] > 0:
+        if len(ref) == 1 and ref["total_flops"].iloc[0] > 0:  # several (split by config): no one reference
             base = float(ref["total_flops"].iloc[0])
             agg.loc[grp.index, "compute_saved"] = 1.0 - grp["total_flops"] / base
-    return agg
+    return agg[[c for c in agg.columns if c not in FAULTS] + list(FAULTS)]  # last: older columns keep their place
+
+
+def _check_seeds_once(grp: pd.DataFrame, row: Mapping[str, Any]) -> None:
+    """Raise when two runs of one row have the same seed: one replicate would count twice."""
+    seeds = grp["seed"]
+    dup = grp[seeds.notna() & seeds.duplicated(keep=False)]
+    if dup.empty:
+        return
+    first = dup[dup["seed"] == dup["seed"].iloc[0]]
+    a, b = (first["path"].iloc[:2] if "path" in first.columns else ("?", "?"))
+    raise ValueError(
+        f"londi-report: {a} and {b} are both seed {int(first['seed'].iloc[0])} of {row['env']} {_label(row)} "
+        "with the same config: one seed would count as two replicates. Report them separately (move one out "
+        "of the folder you report on) or remove one"
+    )
 
 
 def _errors(agg: pd.DataFrame, name: str) -> np.ndarray:
@@ -746,7 +896,8 @@ def plot_learning_curves(curves: pd.DataFrame, path: Path) -> Path:
 def plot_budget(agg: pd.DataFrame, path: Path, metric: str = "success") -> Path | None:
     """`metric` against budget for switchers run at several budgets (None when there are none)."""
     b = agg[agg["budget"].notna()]
-    if b.empty or b.groupby(["env", "switcher"])["budget"].nunique().max() < 2:
+    lines = ["env", "switcher", "setting"]  # a setting (or a config split, see config_splits) is a line of its own
+    if b.empty or b.groupby(lines, dropna=False)["budget"].nunique().max() < 2:
         return None
     import matplotlib
 
@@ -754,7 +905,7 @@ def plot_budget(agg: pd.DataFrame, path: Path, metric: str = "success") -> Path 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for (env, sw), g in b.groupby(["env", "switcher"]):
+    for (env, sw, setting), g in b.groupby(lines, dropna=False):
         g = g.sort_values("budget")
         ax.errorbar(
             g["budget"].astype(float),
@@ -762,7 +913,7 @@ def plot_budget(agg: pd.DataFrame, path: Path, metric: str = "success") -> Path 
             yerr=_errors(g, metric),
             marker="o",
             capsize=3,
-            label=f"{env} {sw}",
+            label=_with_setting(f"{env} {sw}", setting),
         )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("DEEPTHINK budget (calls per episode)")
@@ -793,6 +944,9 @@ def _seconds_how(kind: str, threads: int | None, cfg: Mapping[str, Any]) -> str:
     if kind == DEVICE_SIMULATED:
         params = cfg.get("simulated_params")
         return f"simulated ({float(params):.3g}-parameter model)" if params else "simulated"
+    if kind == DEVICE_REMOTE:
+        return ("served remotely: each request's latency at the client, summed over requests (network and "
+                "queueing included; the server's GPU time is not observable here, so compare served runs by FLOPs)")
     return kind
 
 
@@ -848,11 +1002,12 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _left_out(runs: Sequence[RunRecord], root: Path, tabled: set[Path], reasons: Mapping[Path, str],
-              include_unfinished: bool) -> str:
-    """The list under the table: every run not finished (tabulated or not) and every run left out, with why."""
+              include_unfinished: bool, faults: Mapping[Path, str]) -> str:
+    """The list under the table: every run not finished (tabulated or not) and every run left out, with why
+    (finished runs with faults are listed by `_faulty`)."""
     lines = []
     for r in runs:
-        if r.status.status == FINISHED and r.path in tabled:
+        if r.status.status == FINISHED and (r.path in tabled or r.path in faults):  # faulty: their own section
             continue
         where = "in the table (include_unfinished=true)" if r.path in tabled else "not in the table"
         why = f"; {reasons[r.path]}" if r.path in reasons else ""
@@ -861,6 +1016,73 @@ def _left_out(runs: Sequence[RunRecord], root: Path, tabled: set[Path], reasons:
         return ""
     hint = "" if include_unfinished else " (`include_unfinished=true` tabulates those with an evaluation)"
     return f"## Unfinished and failed runs{hint}\n\n" + "".join(lines) + "\n"
+
+
+def _faulty(runs: Sequence[RunRecord], root: Path, tabled: set[Path], faults: Mapping[Path, str],
+            include_unfinished: bool) -> tuple[str, str]:
+    """(the bold line above the table, the list under it) for runs whose final episodes had FAULTS."""
+    listed = [r for r in runs if r.path in faults]
+    if not listed:
+        return "", ""
+    n_in = sum(r.path in tabled for r in listed)
+    lines = [
+        f"- `{_rel(r.path, root)}` ({r.label}, seed {r.seed}): {faults[r.path]}; "
+        + ("in the table" if r.path in tabled else "not in the table") + "\n"
+        for r in listed
+    ]
+    section = (
+        "## Runs whose final evaluation had DEEPTHINK fallbacks or env restarts\n\n"
+        "Their success is not the switcher's: where DEEPTHINK failed QUICK acted instead, and a restart during a "
+        "step cut the episode. Measure them again once DEEPTHINK's endpoint and the env are sound "
+        "(`londi-evaluate run_dir=<run> split=train`, then `source=evaluate`).\n\n"
+        + "".join(lines) + "\n"
+    )
+    banner = []
+    if len(listed) > n_in:
+        banner.append(f"**{_runs(len(listed) - n_in)} left out of the table: the final evaluation had DEEPTHINK "
+                      "fallbacks or env restarts** (listed under the table).")
+    if n_in:
+        banner.append(f"**{_runs(n_in)} in the table had DEEPTHINK fallbacks or env restarts in the final "
+                      "evaluation**: their rows are not the switchers' alone "
+                      "(`fallbacks`, `env_restarts` in summary.csv; listed under the table).")
+    return "\n".join(banner) + "\n\n", section
+
+
+def _runs(n: int) -> str:
+    return f"{n} run{'s' if n != 1 else ''}"
+
+
+def _evaluation_note(runs: Sequence[RunRecord]) -> str:
+    """Where londi-evaluate measured the tabulated runs (split and env), loudly when they differ."""
+    where = Counter(", ".join(f"{k} `{v}`" for k, v in evaluated_on(r).items()) for r in runs)
+    if len(where) == 1:
+        return f"Evaluation episodes (londi-evaluate) on {next(iter(where))} for every run.\n\n"
+    return (
+        "**Evaluated on different splits or envs**: rows whose runs differ are split (`eval.split`, `eval.env_id` "
+        "in the setting), and rows on different splits or envs are not comparable:\n\n"
+        + "".join(f"- {w}: {_runs(n)}\n" for w, n in sorted(where.items())) + "\n"
+    )
+
+
+def _split_note(notes: Sequence[str]) -> str:
+    if not notes:
+        return ""
+    return (
+        "**Rows split by config**: these runs share env, switcher and budget, cost or setting, but their "
+        "configs differ in more than the seed and the bookkeeping keys (`londi.report.BOOKKEEPING_KEYS`), so "
+        "each config is a row of its own (its values in the setting column), never averaged with the others:\n\n"
+        + "".join(notes) + "\n"
+    )
+
+
+def _reference_note(agg: pd.DataFrame) -> str:
+    """A line for each env whose compute saved is left blank because it has several always_deepthink rows."""
+    refs = agg[agg["switcher"] == "always_deepthink"].groupby("env").size() if not agg.empty else pd.Series()
+    return "".join(
+        f"**Compute saved left blank on {env}**: it has {n} always_deepthink rows (split by config), so no one "
+        "reference; report each config separately to compare it against its own always_deepthink.\n\n"
+        for env, n in refs[refs > 1].items()
+    )
 
 
 def make_report(root: str | Path, out: str | Path | None = None, source: str = "eval",
@@ -886,15 +1108,28 @@ def make_report(root: str | Path, out: str | Path | None = None, source: str = "
     runs = [load_run(d) for d in run_dirs]
     tabled: list[RunRecord] = []
     reasons: dict[Path, str] = {}
+    faults: dict[Path, str] = {}
     for r in runs:
         if r.status.status != FINISHED and not include_unfinished:
             continue
         if r.status.status != FINISHED and source == "evaluate" and not (r.path / EVAL_CSV).exists():
             reasons[r.path] = f"no {EVAL_CSV}"
-        elif final_episodes(r, source).empty:  # a finished run without eval.csv raises here: loud
+            continue
+        ep = final_episodes(r, source)  # a finished run without eval.csv raises here: loud
+        if ep.empty:
             reasons[r.path] = "no evaluation episodes"
-        else:
-            tabled.append(r)
+            continue
+        if fault := _fault_text(ep):
+            faults[r.path] = fault  # tabulated, and flagged above and under the table
+        tabled.append(r)
+    extras, split_notes = config_splits(tabled, source)
+    for r in tabled:  # each config its own row: the differing keys' values join the row's setting
+        if r.path in extras:
+            r.setting = ", ".join(x for x in (r.setting, extras[r.path]) if x)
+    if split_notes:
+        log.warning("runs of one setting with different configs are separate rows:\n%s", "".join(split_notes))
+    if any(r.path in faults for r in tabled):
+        log.warning("runs in the table had DEEPTHINK fallbacks or env restarts in their final evaluation")
     per_run = run_table(runs, source)
     per_run["in_table"] = per_run["path"].isin({str(r.path) for r in tabled})
     agg = aggregate(per_run[per_run["in_table"]])
@@ -940,6 +1175,9 @@ def make_report(root: str | Path, out: str | Path | None = None, source: str = "
                                if n_unfinished else "")
     what = "londi-evaluate episodes" if source == "evaluate" else "final evaluation"
     table = markdown_table(agg, metric) if not agg.empty else "No run to tabulate.\n"
+    fault_banner, fault_section = _faulty(runs, root, {r.path for r in tabled}, faults, include_unfinished)
+    warnings = (fault_banner + (_evaluation_note(tabled) if source == "evaluate" and tabled else "")
+                + _split_note(split_notes) + _reference_note(agg))
     command = " ".join([f"londi-report dir={root}", *([f"out={out}"] if out != root / "report" else []),
                         *([f"source={source}"] if source != "eval" else []),
                         *([f"metric={metric}"] if metric != "success" else []),
@@ -947,8 +1185,9 @@ def make_report(root: str | Path, out: str | Path | None = None, source: str = "
     paths["table"].write_text(
         f"# londi report: {root}\n\n{len(tabled)} of {len(runs)} runs in the table ({which}); success and costs "
         f"per episode over the {what} at training step `steps`, mean [95% interval] over seeds.\n"
-        f"{INTERVAL_NOTE}.\nMade by `{command}`.\n\n" + note + table + "\n" + device_note
-        + "\n" + flat_md + _left_out(runs, root, {r.path for r in tabled}, reasons, include_unfinished) + figs
+        f"{INTERVAL_NOTE}.\nMade by `{command}`.\n\n" + note + warnings + table + "\n" + device_note
+        + "\n" + flat_md + _left_out(runs, root, {r.path for r in tabled}, reasons, include_unfinished, faults)
+        + fault_section + figs
     )
     left = [r for r in runs if r.path not in {t.path for t in tabled}]
     if left:

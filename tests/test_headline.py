@@ -1,5 +1,7 @@
 """The one-page summary: per family, the least DEEPTHINK compute at >= 95% of always_deepthink's success."""
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -52,3 +54,34 @@ def test_table_has_a_row_per_level_and_says_what_was_not_run(tmp_path):
     _summary(ROWS[1:]).to_csv(tmp_path / "a" / "summary.csv", index=False)
     with pytest.raises(ValueError, match="no always_deepthink row"):
         headline_table([tmp_path / "a"])
+
+
+def test_a_summary_of_two_envs_is_refused_naming_the_folder_and_the_envs(tmp_path):
+    """One env's switchers must not be measured against another env's always_deepthink."""
+    other = _summary().assign(env="babyai_text/pickup_local", success=0.5)
+    pd.concat([_summary(), other]).to_csv(tmp_path / "summary.csv", index=False)
+    with pytest.raises(ValueError, match=rf"{tmp_path}/summary.csv holds 2 envs \(babyai_text/goto_local, "
+                                         r"babyai_text/pickup_local\).*one report folder per level"):
+        headline_table([tmp_path])
+
+
+def test_several_always_deepthink_rows_are_refused_and_split_rows_show_their_keys():
+    """Rows londi-report split by config: no one reference to measure against; a family's label shows the keys."""
+    split = _summary().assign(setting=None)
+    split.loc[split["switcher"] == "londi", "setting"] = "total_steps=50000"
+    _, cells = family_cells(split)
+    assert cells["londi"].label == "c0.2 (total_steps=50000)"
+    two_refs = pd.concat([split, split[split["switcher"] == "always_deepthink"].assign(setting="deepthink.path=b")])
+    with pytest.raises(ValueError, match="2 always_deepthink rows .*no one reference"):
+        family_cells(two_refs)
+
+
+def test_a_single_seed_row_shows_no_interval(tmp_path):
+    """londi-report leaves one seed's bounds empty: the mean alone, not [0.00, 1.00] made up from NaN."""
+    one = _summary().drop(columns=["success_ci95", "deepthink_flops_ci95"]).assign(
+        success_lo=math.nan, success_hi=math.nan, deepthink_flops_lo=math.nan, deepthink_flops_hi=math.nan)
+    _, cells = family_cells(one)
+    assert cells["londi"].text() == "60% (0.96, c0.2)"
+    one.to_csv(tmp_path / "summary.csv", index=False)
+    row = headline_table([tmp_path]).strip().splitlines()[2]
+    assert row.startswith(f"| {tmp_path.name} | 1.00 | no: best 0.20 | 60% (0.96, c0.2) | no: best 0.91, b8 |")

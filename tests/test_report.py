@@ -323,6 +323,10 @@ def test_report_says_how_device_seconds_were_measured(tmp_path):
     _fake_checkpoint(tmp_path / "1_londi-s1", {"quick": "cpu_thread", "deepthink": "simulated"}, 2)
     text = report.make_report(tmp_path)["table"].read_text()
     assert "at 2 torch threads" in text and "**Not comparable**" in text
+    for seed in range(2):  # a served DEEPTHINK: its seconds are request latencies, and the report says so
+        _fake_checkpoint(tmp_path / f"{seed}_londi-s{seed}", {"quick": "cpu_thread", "deepthink": "remote"}, 1)
+    text = report.make_report(tmp_path)["table"].read_text()
+    assert "DEEPTHINK: served remotely: each request's latency at the client, summed over requests" in text
 
 
 def test_train_pins_and_records_torch_threads(tmp_path, londi_train):
@@ -379,3 +383,143 @@ def test_report_says_whether_training_went_flat(sweep_dir):
     assert "## Has training gone flat?" in text and "| londi_b-b4 | 3 | 100 -> 200 |" in text
     saved = pd.read_csv(paths["learning_curve_csv"])
     assert {"env_steps", "success", "deepthink_calls", "label", "seed"} <= set(saved.columns)
+
+
+def _set(run: Path, keys: dict) -> None:
+    """Set dotted keys (`deepthink._target_`) in a run's config.yaml."""
+    cfg = OmegaConf.load(run / "config.yaml")
+    for key, value in keys.items():
+        OmegaConf.update(cfg, key, value, force_add=True)
+    OmegaConf.save(cfg, run / "config.yaml")
+
+
+def _londi_runs(root: Path, configs: list[dict], seeds=(0, 1)) -> list[Path]:
+    """LONDI c=0.05 runs, one per (config, seed), each config's dotted keys set; every run's seed copies and
+    bookkeeping keys differ."""
+    rng = np.random.default_rng(3)
+    made = []
+    for n, keys in enumerate(configs):
+        for seed in seeds:
+            run = root / f"{n}_londi-c0.05-s{seed}"
+            _write_run(run, "londi", None, seed, 0.3 + 0.3 * n, 2 + 4 * n, rng)
+            _set(run, {"switcher.cost": 0.05, "quick.seed": seed, "run_dir": str(run), "logger.wandb.name": run.name,
+                       "threads": 1 + seed, "eval_every": 100 * (1 + seed), "experiment_name": f"e{seed}", **keys})
+            made.append(run)
+    return made
+
+
+def test_runs_of_one_setting_whose_configs_differ_are_separate_rows_named_by_the_keys(tmp_path):
+    """Two DEEPTHINK models and two training lengths under one folder: two rows, never one averaged mix."""
+    _londi_runs(tmp_path / "same", [{"deepthink._target_": "expert", "total_steps": 200}])
+    same = report.make_report(tmp_path / "same")
+    agg = pd.read_csv(same["summary"])
+    # seeds differ in the seed, its copies and bookkeeping keys only: one row, its label unchanged
+    assert len(agg) == 1 and agg["seeds"].iloc[0] == 2 and agg["setting"].isna().all()
+    assert "split by config" not in same["table"].read_text()
+
+    _londi_runs(tmp_path / "mix", [{"deepthink._target_": "expert", "total_steps": 200},
+                                   {"deepthink._target_": "distilled", "total_steps": 50000}])
+    paths = report.make_report(tmp_path / "mix")
+    agg = pd.read_csv(paths["summary"]).set_index("setting")
+    assert sorted(agg.index) == ["deepthink._target_=distilled, total_steps=50000",
+                                 "deepthink._target_=expert, total_steps=200"]
+    assert agg["seeds"].tolist() == [2, 2] and agg["runs"].tolist() == [2, 2]
+    runs = pd.read_csv(paths["runs"])
+    expert = runs[runs["setting"] == "deepthink._target_=expert, total_steps=200"]
+    assert agg.loc["deepthink._target_=expert, total_steps=200", "success"] == pytest.approx(expert["success"].mean())
+    text = paths["table"].read_text()
+    assert "**Rows split by config**" in text and "BOOKKEEPING_KEYS" in text
+    assert "londi-c0.05: split by `deepthink._target_`, `total_steps` into 2 rows" in text
+    assert len(_rows(text, "londi")) == 2
+    assert "| londi-c0.05 (deepthink._target_=distilled, total_steps=50000) |" in text  # the figures' labels too
+
+
+def test_a_key_only_some_runs_have_splits_too_and_shows_as_unset(tmp_path):
+    runs = _londi_runs(tmp_path, [{}])
+    _set(runs[1], {"env.simplification": "easy"})
+    agg = pd.read_csv(report.make_report(tmp_path)["summary"])
+    assert sorted(agg["setting"]) == ["env.simplification=easy", "env.simplification=unset"]
+
+
+def test_two_runs_of_one_row_with_the_same_seed_are_an_error_naming_both(tmp_path):
+    a, b = _londi_runs(tmp_path, [{}, {}], seeds=(0,))
+    with pytest.raises(ValueError, match=rf"{re.escape(str(a))} and {re.escape(str(b))} are both seed 0 of "
+                                         r"babyai_text/goto_local londi-c0.05.*remove one"):
+        report.make_report(tmp_path)
+
+
+def _evaluated(run: Path, split: str, env_id: str, success: float) -> None:
+    """eval.csv and eval.json as londi-evaluate leaves them, every episode at `success`."""
+    ep = pd.read_csv(run / "episodes.csv").query("phase == 'eval'").assign(success=success, split=split,
+                                                                            global_step=200)
+    ep.to_csv(run / "eval.csv", index=False)
+    (run / "eval.json").write_text(json.dumps({"split": split, "env_id": env_id, "seed_offset": 2_000_000,
+                                               "device_kinds": {}}))
+
+
+def test_evaluate_source_says_the_split_and_keeps_splits_apart(tmp_path):
+    runs = _londi_runs(tmp_path, [{}])
+    for run in runs:
+        _evaluated(run, "test", "BabyAI-Text-MixedTestLocal-v0", 0.4)
+    paths = report.make_report(tmp_path, source="evaluate")
+    text = paths["table"].read_text()
+    assert ("Evaluation episodes (londi-evaluate) on split `test`, env_id `BabyAI-Text-MixedTestLocal-v0` "
+            "for every run.") in text
+    agg = pd.read_csv(paths["summary"])
+    assert len(agg) == 1 and agg["setting"].isna().all() and agg["eval_split"].tolist() == ["test"]
+
+    _evaluated(runs[1], "train", "BabyAI-Text-MixedTrainLocal-v0", 0.9)
+    paths = report.make_report(tmp_path, source="evaluate")
+    agg = pd.read_csv(paths["summary"]).set_index("eval_split")
+    assert agg.loc["test", "success"] == 0.4 and agg.loc["train", "success"] == 0.9
+    assert agg.loc["train", "setting"] == "eval.env_id=BabyAI-Text-MixedTrainLocal-v0, eval.split=train"
+    text = paths["table"].read_text()
+    assert "**Evaluated on different splits or envs**" in text
+    assert "- split `train`, env_id `BabyAI-Text-MixedTrainLocal-v0`: 1 run" in text
+
+
+def _with_faults(run: Path, fallbacks: int, env_restarts: int, phase_step: int = 200) -> None:
+    """Give the run's evaluation at `phase_step` these faults in its first episode."""
+    ep = pd.read_csv(run / "episodes.csv")
+    ep["fallbacks"], ep["env_restarts"] = 0, 0
+    first = ep.index[(ep["phase"] == "eval") & (ep["env_steps"] == phase_step)][0]
+    ep.loc[first, ["fallbacks", "env_restarts"]] = fallbacks, env_restarts
+    ep.to_csv(run / "episodes.csv", index=False)
+
+
+def test_runs_with_fallbacks_or_env_restarts_are_tabulated_and_said_loudly(sweep_dir):
+    deep0 = next(p for p in sweep_dir.iterdir() if p.name.endswith("always_deepthink-s0"))
+    quick1 = next(p for p in sweep_dir.iterdir() if p.name.endswith("always_quick-s1"))
+    _with_faults(deep0, fallbacks=12, env_restarts=0)
+    _with_faults(quick1, fallbacks=0, env_restarts=3, phase_step=100)  # an earlier evaluation: not the final one
+    paths = report.make_report(sweep_dir)
+    text = paths["table"].read_text()
+    agg = pd.read_csv(paths["summary"]).set_index("switcher")
+    assert agg.loc["always_deepthink", "seeds"] == 3 and agg.loc["always_quick", "seeds"] == 3
+    assert agg.loc["always_deepthink", "fallbacks"] == 12
+    assert agg.loc["always_quick", "env_restarts"] == 0  # its restarts were in an earlier evaluation
+    assert "**1 run in the table had DEEPTHINK fallbacks or env restarts in the final evaluation**" in text
+    assert "left out of the table" not in text
+    line = next(x for x in text.splitlines() if deep0.name in x)
+    assert "12 DEEPTHINK fallbacks (DEEPTHINK failed and QUICK acted) in 1 of 8 episodes" in line
+    assert "in the table" in line and "not in the table" not in line
+    runs = pd.read_csv(paths["runs"]).set_index("path")
+    assert runs.loc[str(deep0), "fallbacks"] == 12 and runs.loc[str(deep0), "in_table"]
+    assert math.isnan(runs.loc[str(next(sweep_dir.glob("*londi_b-s0"))), "fallbacks"])  # not logged: unknown, not 0
+    assert "## Unfinished and failed runs" not in text  # it finished: listed with its faults, not as unfinished
+
+
+def test_an_env_with_two_always_deepthink_configs_has_no_compute_saved(tmp_path):
+    """Split references: measuring each row against whichever came first would be a silent choice."""
+    rng = np.random.default_rng(4)
+    for n, path in enumerate(["a", "b"]):
+        for seed in (0, 1):
+            run = tmp_path / f"{n}_always_deepthink-s{seed}"
+            _write_run(run, "always_deepthink", None, seed, 0.9, 20, rng)
+            _set(run, {"deepthink.path": path})
+    _write_run(tmp_path / "2_always_quick-s0", "always_quick", None, 0, 0.2, 0, rng)
+    paths = report.make_report(tmp_path)
+    agg = pd.read_csv(paths["summary"])
+    assert len(agg) == 3 and agg["compute_saved"].isna().all()
+    assert "**Compute saved left blank on babyai_text/goto_local**: it has 2 always_deepthink rows" in (
+        paths["table"].read_text())
