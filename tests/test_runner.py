@@ -4,6 +4,7 @@ import csv
 
 import pytest
 
+from londi.cascade.router import OnlineNgramPolicy
 from londi.runner import evaluate, run
 from londi.switch.toy import CorridorTextEnv, NoisyExpertPolicy
 from tests.helpers import expert, hashed, switcher
@@ -19,6 +20,9 @@ def _args(tmp, name="londi", *overrides):
     return dict(env_fn=lambda: CorridorTextEnv(length=8, max_steps=20), quick=NoisyExpertPolicy(),
                 deepthink=expert("deepthink", 10**6), switcher=switcher(name, *extra, *overrides), run_dir=tmp,
                 seed=3, total_steps=400, eval_episodes=5, eval_every=100, log_every=20, encoder=hashed(32))
+
+
+_run_args = _args
 
 
 def _rows(path, drop=()):
@@ -54,9 +58,16 @@ class _Crash(Exception):
     pass
 
 
-@pytest.mark.parametrize("name", ["londi", "lagrangian"])
+@pytest.mark.parametrize("name", ["londi", "lagrangian", "cascade"])
 def test_kill_and_resume_gives_identical_metrics(tmp_path, name):
     extra = ("switcher.target_calls=1.0", "switcher.rule=pid") if name == "lagrangian" else ()
+
+    def _args(tmp, *a, **kw):  # the cascade distils DEEPTHINK into a QUICK that learns: its state resumes too
+        args = _run_args(tmp, *a, **kw)
+        if name == "cascade":
+            args["quick"] = OnlineNgramPolicy(name="quick", n_features=2**10, ngram_range=(1, 2), lr=1.0)
+        return args
+
     full = run(**_args(tmp_path / "full", name, *extra))
     # stop cleanly mid-run, then crash after the next checkpoint (rows past it get written, then truncated)
     run(**_args(tmp_path / "cut", name, *extra), stop_after_steps=130)
