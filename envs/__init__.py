@@ -41,18 +41,24 @@ def make(id: str, **kwargs: Any) -> gym.Env:
     switcher's horizon. None (or -1, gymnasium's "no TimeLimit"): the env's own limit, unchanged.
     """
     check_id(id)
+    return gym.make(id, **with_step_limit(id, kwargs))
+
+
+def with_step_limit(id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs` with `max_episode_steps` copied to the env's own step-limit argument (see `make`); a bad
+    value, or two limits that disagree, is a ValueError (`londi.build.validate` calls it before a run starts)."""
     limit = kwargs.get("max_episode_steps")
     arg = next((a for prefix, a in STEP_LIMIT_ARGS.items() if id.startswith(prefix)), None)
-    if limit is not None and limit != -1 and arg is not None:
-        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-            raise ValueError(f"max_episode_steps must be an int >= 1 or None (the env's own limit), got {limit!r}")
-        if kwargs.get(arg, limit) != limit:
-            raise ValueError(
-                f"max_episode_steps={limit} and {arg}={kwargs[arg]} both set {id}'s step limit and disagree: "
-                f"set only {arg} (or give both the same value)"
-            )
-        kwargs[arg] = limit
-    return gym.make(id, **kwargs)
+    if limit is None or limit == -1 or arg is None:
+        return dict(kwargs)
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+        raise ValueError(f"max_episode_steps must be an int >= 1 or None (the env's own limit), got {limit!r}")
+    if kwargs.get(arg, limit) != limit:
+        raise ValueError(
+            f"max_episode_steps={limit} and {arg}={kwargs[arg]} both set {id}'s step limit and disagree: "
+            f"set only {arg} (or give both the same value)"
+        )
+    return {**kwargs, arg: limit}
 
 from envs.babyai_text import register_babyai_text  # noqa: E402
 

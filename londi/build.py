@@ -170,6 +170,10 @@ def validate(cfg: DictConfig) -> None:
         import envs
 
         envs.check_id(str(env_id))
+        try:
+            envs.with_step_limit(str(env_id), {k: cfg.env[k] for k in cfg.env if k != "_target_"})
+        except ValueError as e:
+            raise ConfigError(f"env: {e}") from None
     positive = {"total_steps": 1, "eval_episodes": 0, "eval_every": 0, "checkpoint_every": 0, "threads": 1, "n_envs": 1}
     for key, low in positive.items():
         value = cfg.get(key)

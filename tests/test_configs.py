@@ -13,6 +13,7 @@ from hydra.utils import get_object
 from omegaconf import OmegaConf
 
 import londi.config  # noqa: F401 - registers schemas
+from londi.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 MAIN_GROUPS = ("env", "switcher", "encoder", "logger")  # and `model`, in two roles (tests/test_lm_configs.py)
@@ -134,6 +135,10 @@ def test_max_episode_steps_is_each_envs_own_step_limit():
     assert build.env_fn([])().spec.max_episode_steps is None  # the default: the level's own, no TimeLimit
     with pytest.raises(ValueError, match="max_episode_steps=50 and step_limit=100 .*disagree: set only step_limit"):
         build.env_fn(["env=scienceworld/boil", "+env.max_episode_steps=50"])()
+    with pytest.raises(ConfigError, match="env: max_episode_steps=50 and step_limit=100"):  # before a run folder exists
+        build.validate(build.config(["env=scienceworld/boil", "+env.max_episode_steps=50"]))
+    with pytest.raises(ConfigError, match="max_episode_steps must be an int >= 1"):
+        build.validate(build.config(["env.max_episode_steps=0"]))
     sw = envs.make("ScienceWorld-v0", task="boil", max_episode_steps=30)
     assert sw.unwrapped.step_limit == 30 and sw.spec.max_episode_steps == 30 and not sw.unwrapped.jvm.alive()
     assert envs.make("ScienceWorld-v0", task="boil").unwrapped.step_limit == 100
