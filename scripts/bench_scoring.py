@@ -70,8 +70,8 @@ def scienceworld_state(n_candidates: int = 100) -> TextState:
 @torch.inference_mode()
 def naive_scores(scorer: ActionScorer, prompt: str, cands, padded: bool) -> np.ndarray:
     """Per-candidate full forwards (batch 1) or one padded batch of full sequences; no cache reuse."""
-    model, p = scorer.model, scorer.prompt_ids(prompt)[0]
-    c_ids = [scorer.candidate_ids(c) for c in cands]
+    model = scorer.model
+    p, c_ids = scorer.encode(prompt, cands)
     dev = scorer.device
     if not padded:
         out = []
@@ -111,8 +111,9 @@ def run(args) -> dict:
     for name, state in (("babyai_6", babyai_state()), ("scienceworld_100", scienceworld_state(args.candidates))):
         prompt = build_prompt(state)
         cands = state.admissible_actions
-        k, p_len = len(cands), len(scorer.prompt_ids(prompt)[0])
-        c_len = float(np.mean([len(scorer.candidate_ids(c)) for c in cands]))
+        p_ids, c_ids = scorer.encode(prompt, cands)
+        k, p_len = len(cands), len(p_ids)
+        c_len = float(np.mean([len(c) for c in c_ids]))
         shared = scorer.score([prompt], [cands]).scores[0]
         ref = naive_scores(scorer, prompt, cands, padded=False)
         err = float(np.abs(shared - ref).max())

@@ -13,7 +13,7 @@ from safetensors.numpy import load_file
 import envs
 from londi.config import compose
 from londi.lm.demonstrations import collect, evaluate, rollout
-from londi.lm.distill import CURVE, LONDI_META, MODEL_DIR, BatchStream, Sequences, run_config
+from londi.lm.distill import CURVE, LONDI_META, MODEL_DIR, BatchStream, Sequences, _load_demos, run_config
 from londi.lm.prompts import build_prompt, get_prompt_builder
 from londi.lm.state import EpisodeHistory, TextState
 from londi.lm.tokenization import SPECIAL_TOKENS, build_word_tokenizer, split_words
@@ -172,11 +172,18 @@ def test_resuming_with_other_settings_fails_loudly(tmp_path):
 
 def test_multi_env_dagger_packing_and_learning_curve(tmp_path):
     envs2 = f"envs=[{ENV},BabyAI-Text-PickupLocal-v0]"
-    meta = _run(tmp_path, envs2, "history=2", "history_chunk=3", "max_prompt_tokens=1024", "dagger_rounds=1",
+    meta = _run(tmp_path, envs2, "history=2", "history_chunk=3", "max_prompt_tokens=500", "dagger_rounds=1",
                 "dagger_episodes=2", "dagger_steps=6", "eval_every=20", "eval_episodes_round=2", "eval_episodes=2")
     assert set(meta["eval"]["levels"]) == {ENV, "BabyAI-Text-PickupLocal-v0"}
     assert {"GoToLocal/expert", "PickupLocal/noisy", "PickupLocal/dagger1"} <= set(meta["collection"])
-    assert meta["prompt"] == {"family": "babyai_text", "history": 2, "history_chunk": 3, "max_prompt_tokens": 1024,
+    # the recorded training seeds are exactly the reset seeds each env's demonstrations were collected on
+    demos = [d for f in sorted((tmp_path / "data").glob("round*.jsonl")) for d in _load_demos(f)]
+    recorded = json.loads((tmp_path / MODEL_DIR / LONDI_META).read_text())["train_seeds"]
+    assert set(recorded) == {d.env for d in demos} and len(recorded) == 2
+    for env_id, ranges in recorded.items():
+        assert {d.episode for d in demos if d.env == env_id} == {s for lo, hi in ranges for s in range(lo, hi)}
+        assert len(ranges) == 3  # expert, noisy, DAgger round 1
+    assert meta["prompt"] == {"family": "babyai_text", "history": 2, "history_chunk": 3, "max_prompt_tokens": 500,
                               "add_bos": False, "options": {}}
     rows = [json.loads(ln) for ln in (tmp_path / CURVE).read_text().splitlines()]
     assert [r["step"] for r in rows] == [20, 40, 46]  # every 20 steps and at each round's end

@@ -44,7 +44,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from londi.checkpoints import read_json_record
 from londi.lm.demonstrations import CollectionStats, Demonstration, collect, evaluate
+from londi.lm.heldout import DAGGER_SEED_STRIDE, NOISY_SEED_OFFSET, SEED_STRIDE, distill_seed_ranges, union
 from londi.lm.prompts import PromptBuilder, get_prompt_builder
 from londi.lm.scoring import ActionScorer
 from londi.lm.state import TextState
@@ -117,8 +119,9 @@ def num_parameters(model: torch.nn.Module) -> int:
 class Sequences:
     """Demonstrations as token sequences with the expert actions' token spans as labels.
 
-    Each demonstration is tokenized by the scorer itself (prompt, then the expert action), so training
-    sees exactly what `ActionScorer` scores at run time. With `pack`, consecutive steps of one episode
+    Each demonstration is tokenized by the scorer itself (`ActionScorer.encode`: the prompt and its admissible
+    actions, the label being the expert's), so training sees exactly the ids `ActionScorer` scores at run
+    time, where the prompt ends and the action begins included. With `pack`, consecutive steps of one episode
     whose prompt extends the previous prompt + action (a `history_chunk` window) become one sequence with
     one label span per step.
     """
@@ -132,8 +135,8 @@ class Sequences:
         spans: list[tuple[int, int]] = []
         key = None
         for d in demos:
-            p = scorer.prompt_ids(d.prompt)[0]
-            a = scorer.candidate_ids(d.action)
+            p, cands = scorer.encode(d.prompt, d.actions)
+            a = cands[d.label]
             k = (d.env, d.source, d.episode)
             if pack and cur is not None and k == key and len(p) >= len(cur) and p[: len(cur)] == cur:
                 cur = p + a
@@ -307,7 +310,7 @@ def _load_demos(path: Path) -> list[Demonstration]:
 def _adds_bos(scorer: ActionScorer) -> bool:
     """Whether the scorer put a BOS before the prompts the model was trained on (recorded for HFPolicy)."""
     probe = "a"
-    return len(scorer.prompt_ids(probe)[0]) > len(scorer.tokenizer(probe, add_special_tokens=False)["input_ids"])
+    return len(scorer.prompt_ids(probe)) > len(scorer.tokenizer(probe, add_special_tokens=False)["input_ids"])
 
 
 @dataclass
@@ -356,8 +359,8 @@ class Distiller:
         finally:
             probe.close()
         if tokenizer is not None:
-            def count(text: str) -> int:
-                return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+            def count(text: str) -> int:  # special tokens included, as the scorer's budget counts a BOS (an
+                return len(tokenizer(text)["input_ids"])  # EOS it drops: at worst one token to spare)
         else:  # the word tokenizer built later makes exactly one token per word or punctuation mark
             merges = self._merges()
 
@@ -379,7 +382,7 @@ class Distiller:
         path = self.out / "data" / f"round{r}.jsonl"
         if path.exists():
             return _load_demos(path)
-        cfg, seed = self.cfg, int(self.cfg.seed) * 1_000_003
+        cfg, seed = self.cfg, int(self.cfg.seed) * SEED_STRIDE
         t0 = time.perf_counter()
         demos: list[Demonstration] = []
         stats: dict[str, Any] = {}
@@ -390,14 +393,14 @@ class Distiller:
                 n_noisy = int(round(cfg.episodes * cfg.noisy_fraction))
                 clean, s1 = collect(make, cfg.episodes - n_noisy, seed=seed, prompt=prompt, source="expert",
                                     env_id=env_id, progress=cfg.progress)
-                noisy, s2 = collect(make, n_noisy, seed=seed + 500_000, noise=cfg.noise, prompt=prompt,
+                noisy, s2 = collect(make, n_noisy, seed=seed + NOISY_SEED_OFFSET, noise=cfg.noise, prompt=prompt,
                                     source="noisy", env_id=env_id, progress=cfg.progress)
                 demos += clean + noisy
                 stats[f"{tag}/expert"], stats[f"{tag}/noisy"] = s1.as_dict(), s2.as_dict()
             else:
                 assert actor is not None
                 beta = float(cfg.dagger_beta) ** r
-                d, s = collect(make, cfg.dagger_episodes, seed=seed + 1_000_000 * (r + 1), learner=actor, beta=beta,
+                d, s = collect(make, cfg.dagger_episodes, seed=seed + DAGGER_SEED_STRIDE * (r + 1), learner=actor, beta=beta,
                                prompt=prompt, source=f"dagger{r}", env_id=env_id, progress=cfg.progress)
                 demos += d
                 stats[f"{tag}/dagger{r}"] = {**s.as_dict(), "beta": beta}
@@ -646,8 +649,13 @@ class Distiller:
             **self.summary,
         }
         init = self._init_path()
+        ranges = distill_seed_ranges(int(cfg.seed), int(cfg.episodes), float(cfg.noisy_fraction),
+                                     int(cfg.dagger_rounds), int(cfg.dagger_episodes))
+        meta["train_seeds"] = {e: [list(r) for r in ranges] for e in self.envs}
         if init is not None:
             meta["init"] = init_lineage(init)
+            init_meta = read_json_record(Path(init) / LONDI_META, "rebuild the initial model with londi-distill")
+            meta["train_seeds"] = union(meta["train_seeds"], init_meta.get("train_seeds") or {})
         (model_dir / LONDI_META).write_text(json.dumps(meta, indent=2, default=float))
         if cfg.eval_episodes > 0:
             meta = evaluate_model_dir(model_dir, self.eval_envs, int(cfg.eval_episodes), int(cfg.eval_seed),
@@ -870,17 +878,60 @@ def write_model_card(model_dir: str | Path, meta: Mapping[str, Any]) -> Path:
     return path
 
 
-def run_config(cfg: DictConfig, command: str = "") -> dict[str, Any]:
-    """Distil (or, with `evaluate_only`, measure) as the config says; the Python entry of `londi-distill`."""
+ENV_KEYS = frozenset({"envs", "eval_envs", "env_kwargs"})
+
+
+def override_keys(overrides: Iterable[str]) -> set[str]:
+    """The top-level config keys that command-line overrides set ("+env_kwargs.task=x" -> "env_kwargs")."""
+    return {o.lstrip("+~").split("=", 1)[0].split(".", 1)[0] for o in overrides}
+
+
+def evaluate_only_envs(cfg: DictConfig, model_dir: Path, given: Iterable[str] = ()) -> tuple[list[str], Any, bool]:
+    """(env ids, env_kwargs, whether they are the model's own) that `evaluate_only` measures a saved model on.
+
+    The model's own envs unless `envs` or `eval_envs` is among the keys `given` on the command line, and its own
+    env_kwargs unless `env_kwargs` is: the config's values are otherwise the `distill_model` preset's, another
+    model's, and measuring on them would rewrite this model's card with them. Its own: the envs its card was
+    measured on, else those it was trained on, with their env_kwargs (londi_distill.json); a directory without
+    that file takes the config's.
+    """
+    given = set(given)
+    meta_path = model_dir / LONDI_META
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    measured = meta.get("eval") or {}
+    if measured.get("levels"):
+        own, own_kwargs = list(measured["levels"]), measured.get("env_kwargs", meta.get("env_kwargs"))
+    else:
+        own, own_kwargs = (env_ids(meta["env"]) if meta.get("env") else []), meta.get("env_kwargs")
+    kwargs = cfg.env_kwargs if "env_kwargs" in given or not meta else (own_kwargs or {})
+    if "eval_envs" in given and cfg.get("eval_envs"):
+        return env_ids(cfg.eval_envs), kwargs, False
+    if "envs" in given:
+        return env_ids(cfg.envs), kwargs, False
+    if own:
+        return own, kwargs, True
+    return (env_ids(cfg.eval_envs) if cfg.get("eval_envs") else env_ids(cfg.envs)), kwargs, False
+
+
+def run_config(cfg: DictConfig, command: str = "", given: Iterable[str] = ()) -> dict[str, Any]:
+    """Distil (or, with `evaluate_only`, measure) as the config says; the Python entry of `londi-distill`.
+
+    `given`: the top-level keys set on the command line (`londi-distill` passes them; `override_keys`). With
+    `evaluate_only`, the model is measured on its own envs and env_kwargs unless they are given
+    (`evaluate_only_envs`).
+    """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if cfg.evaluate_only:
         path = Path(str(cfg.evaluate_only)).expanduser()
         if not path.is_dir():
             raise FileNotFoundError(f"evaluate_only={path} is not a model directory")
-        envs = env_ids(cfg.eval_envs) if cfg.get("eval_envs") else env_ids(cfg.envs)
+        envs, env_kwargs, own = evaluate_only_envs(cfg, path, given)
+        if own:
+            print(f"{path}: measuring on its own envs ({LONDI_META}): {', '.join(envs)}"
+                  + "".join(f" {k}={v}" for k, v in dict(env_kwargs).items()) + "; eval_envs=[...] chooses others")
         temperature = cfg.get("eval_temperature")
         meta = evaluate_model_dir(path, envs, int(cfg.eval_episodes), int(cfg.eval_seed),
-                                  progress=bool(cfg.progress), env_kwargs=cfg.env_kwargs, temperature=temperature)
+                                  progress=bool(cfg.progress), env_kwargs=env_kwargs, temperature=temperature)
         measured = meta["eval"] if temperature is None else meta["eval_sampled"][f"{float(temperature):g}"]
         how = "greedy" if temperature is None else f"sampled at T={float(temperature):g}"
         for env, v in measured["levels"].items():
@@ -909,7 +960,9 @@ def _hydra_main() -> Callable[[], Any]:
 
     @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="distill")
     def app(cfg: DictConfig) -> None:
-        run_config(cfg, command=command_line())
+        from hydra.core.hydra_config import HydraConfig
+
+        run_config(cfg, command=command_line(), given=override_keys(HydraConfig.get().overrides.task))
 
     return app
 

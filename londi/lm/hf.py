@@ -29,7 +29,7 @@ import torch
 from londi.lm.matching import match_action
 from londi.lm.policy import ActResult, LMPolicy, PolicyError
 from londi.lm.prompts import PromptBuilder, get_prompt_builder
-from londi.lm.scoring import ActionScorer, ScoreOutput
+from londi.lm.scoring import ActionScorer, ScoreOutput, context_length
 from londi.lm.state import TextState
 from londi.lm.usage import ComputeMeter, Usage
 
@@ -163,8 +163,12 @@ class HFPolicy(LMPolicy):
         path: local model directory, "londi-assets:models/NAME" (a model shipped in the package), or hub
             name (or None with `model` and `tokenizer` given).
         device: "cpu", "cuda", "cuda:1", "auto". dtype: "float32", "bfloat16", "float16", "auto".
-        max_prompt_tokens: prompt budget in tokens: old history is dropped first, then the prompt is cut
-            from the left.
+        max_prompt_tokens: prompt budget in tokens, special tokens included (None: the model directory's
+            londi_distill.json, else the model's context length (config.max_position_embeddings or n_positions)
+            less `max_new_tokens`, the room for the action or reply): old history is dropped to fit; a prompt
+            whose current observation alone is longer, or a prompt and action longer than the model's context,
+            raises `PromptTooLongError` naming the fix (a prompt is never cut: that would drop its head, the
+            goal or the task).
         score: "sum" or "mean" (length-normalised) candidate log-probs. mode: "score" or "generate".
         history: past steps in the prompt (None: the prompt builder's / distilled model's default).
         history_chunk: steps the history window moves at once (None: the distilled model's, else 1; see
@@ -173,7 +177,9 @@ class HFPolicy(LMPolicy):
             (None: the distilled model's, else none).
         temperature, greedy: greedy picks the argmax (score) or decodes greedily (generate); otherwise
             samples from softmax(scores / temperature) or with that sampling temperature.
-        max_new_tokens: generation length in `generate` mode.
+        max_new_tokens: generation length in `generate` mode. Sampled generation draws each state's reply alone
+            from its own generator (`seed()`), so a reply does not depend on the batch, and leaves the global
+            torch RNG as it was.
     """
 
     def __init__(
@@ -230,14 +236,19 @@ class HFPolicy(LMPolicy):
         self.history = history if history is not None else prompt_meta.get("history")
         self.history_chunk = int(history_chunk if history_chunk is not None else prompt_meta.get("history_chunk", 1))
         self.trained_family = prompt_meta.get("family")  # a distilled model knows one env family's text only
+        self._train_seeds: dict[str, list] = dict(meta.get("train_seeds") or {})  # londi.lm.heldout
         self.prompt_options = dict(prompt_options if prompt_options is not None else prompt_meta.get("options") or {})
         self.max_prompt_tokens = max_prompt_tokens if max_prompt_tokens is not None else prompt_meta.get("max_prompt_tokens")
         self.temperature = float(temperature)
         self.greedy = bool(greedy)
         self.max_new_tokens = int(max_new_tokens)
+        if self.max_prompt_tokens is None and context_length(self.model) is not None:
+            # the model's context, less room after the prompt for the action (score) or the reply (generate)
+            self.max_prompt_tokens = max(int(context_length(self.model)) - self.max_new_tokens, 1)
         self.scorer = ActionScorer(self.model, self.tokenizer, reduction=score or meta.get("scoring", "sum"),
                                    max_prompt_tokens=self.max_prompt_tokens, candidate_eos=candidate_eos,
-                                   add_bos=add_bos)
+                                   add_bos=add_bos, name=f"{name} ({self.path or type(self.model).__name__})",
+                                   setting=f"{name}.max_prompt_tokens")
         self.is_seq2seq = self.scorer.is_seq2seq
         self._n_enc, self._n_dec = compute_parameters(self.model)
         cfg = self.model.config
@@ -250,6 +261,10 @@ class HFPolicy(LMPolicy):
     @property
     def num_parameters(self) -> int:
         return int(sum(p.numel() for p in self.model.parameters()))
+
+    def trained_episode_seeds(self, env_id: str) -> list[tuple[int, int]]:
+        """The reset seeds of `env_id` this model was distilled on, as [first, end) ranges (`londi.lm.heldout`)."""
+        return [(int(a), int(b)) for a, b in self._train_seeds.get(env_id, ())]
 
     @property
     def compute_device(self) -> str:
@@ -271,7 +286,9 @@ class HFPolicy(LMPolicy):
         return self.scorer.reduction
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        """Prompt tokens as the scorer counts them against `max_prompt_tokens` (special tokens included), so the
+        prompt builder drops history exactly until the prompt fits."""
+        return self.scorer.count_prompt_tokens(text)
 
     def builder(self, family: str) -> PromptBuilder:
         """The prompt builder this policy uses for states of `family` (made once per family)."""
@@ -332,7 +349,6 @@ class HFPolicy(LMPolicy):
             results.append(ActResult(
                 index=idx, action=s.admissible_actions[idx], scores=sc,
                 hidden=out.hidden[i] if out.hidden is not None else None,
-                info={"truncated_prompt": bool(out.truncated_prompts)},
                 usage=Usage(model=self.name, calls=1, prompt_tokens=p_tok, completion_tokens=c_tok,
                             flops=self.flops(p_tok, c_tok, ctx)),
             ))
@@ -352,29 +368,25 @@ class HFPolicy(LMPolicy):
     @torch.inference_mode()
     def _generate_raw(self, states: Sequence[TextState], return_hidden: bool):
         """(texts, hidden, per state (prompt tokens, generated tokens, attention context)) for a batch."""
-        prompts = [self.scorer.prompt_ids(self.prompt(s))[0] for s in states]
-        ids, mask = self.scorer._pad(prompts, left=not self.is_seq2seq)
+        # the prompt exactly as the scorer reads it (with a BPE tokenizer, without the trailing space token)
+        prompts = [self.scorer.encode(self.prompt(s), s.admissible_actions)[0] for s in states]
+        if not self.is_seq2seq:
+            for p_ids in prompts:
+                self.scorer.check_positions(len(p_ids), self.max_new_tokens, f"{self.name}.max_new_tokens")
+        if self.greedy:
+            rows, hidden = self._generate_ids(prompts, return_hidden)
+        else:  # each state alone, from its own generator, as score mode samples: a reply does not depend on the batch
+            rows, hiddens = [], []
+            for i, p_ids in enumerate(prompts):
+                with self._sampling_rng(int(self.rng(i).integers(2**63))):
+                    row, h = self._generate_ids([p_ids], return_hidden)
+                rows += row
+                hiddens.append(h)
+            hidden = np.concatenate(hiddens) if return_hidden else None
         pad = self.scorer.pad_id
-        kwargs: dict[str, Any] = {
-            "input_ids": ids, "attention_mask": mask, "max_new_tokens": self.max_new_tokens,
-            "do_sample": not self.greedy, "pad_token_id": pad, "return_dict_in_generate": True,
-            "output_hidden_states": return_hidden,
-        }
-        if not self.greedy:
-            kwargs["temperature"] = self.temperature
-            torch.manual_seed(int(self.rng(0).integers(2**31)))  # one draw for the batch: generate samples jointly
-        gen = self.model.generate(**kwargs)
-        # seq2seq output starts with the decoder start token; causal output repeats the prompt
-        new = gen.sequences[:, 1:] if self.is_seq2seq else gen.sequences[:, ids.shape[1] :]
-        hidden = None
-        if return_hidden:
-            if self.is_seq2seq:
-                hidden = gen.decoder_hidden_states[0][-1][:, 0].float().cpu().numpy()
-            else:
-                hidden = gen.hidden_states[0][-1][:, -1].float().cpu().numpy()
         eos = self.tokenizer.eos_token_id
         texts, per_state = [], []
-        for p_ids, row in zip(prompts, new.tolist(), strict=True):
+        for p_ids, row in zip(prompts, rows, strict=True):
             toks = []
             for t in row:
                 if t == eos or t == pad:
@@ -385,6 +397,39 @@ class HFPolicy(LMPolicy):
             per_state.append((p, n_new, p * (p + 1) // 2 + sum(p + k + 1 for k in range(len(toks)))))
             texts.append(self.tokenizer.decode(toks, skip_special_tokens=True))
         return texts, hidden, per_state
+
+    def _generate_ids(self, prompts: list[list[int]], return_hidden: bool) -> tuple[list[list[int]], np.ndarray | None]:
+        """One `generate` call on these prompts: the new token ids of each, and the prompt encodings if asked."""
+        ids, mask = self.scorer._pad(prompts, left=not self.is_seq2seq)
+        kwargs: dict[str, Any] = {
+            "input_ids": ids, "attention_mask": mask, "max_new_tokens": self.max_new_tokens,
+            "do_sample": not self.greedy, "pad_token_id": self.scorer.pad_id, "return_dict_in_generate": True,
+            "output_hidden_states": return_hidden,
+        }
+        if not self.greedy:
+            kwargs["temperature"] = self.temperature
+        gen = self.model.generate(**kwargs)
+        # seq2seq output starts with the decoder start token; causal output repeats the prompt
+        new = gen.sequences[:, 1:] if self.is_seq2seq else gen.sequences[:, ids.shape[1] :]
+        hidden = None
+        if return_hidden:
+            if self.is_seq2seq:
+                hidden = gen.decoder_hidden_states[0][-1][:, 0].float().cpu().numpy()
+            else:
+                hidden = gen.hidden_states[0][-1][:, -1].float().cpu().numpy()
+        return new.tolist(), hidden
+
+    @contextlib.contextmanager
+    def _sampling_rng(self, seed: int) -> Iterator[None]:
+        """torch's generator on the model's device seeded with `seed` inside, restored after: sampling does not
+        move the global torch RNG that other code (PPO's action sampling) draws from."""
+        cuda = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.default_generator.manual_seed(seed)
+            for device in cuda:
+                with torch.cuda.device(device):
+                    torch.cuda.manual_seed(seed)
+            yield
 
     def _generate(self, states: Sequence[TextState], usage: Usage, return_hidden: bool) -> list[ActResult]:
         texts, hidden, per_state = self._generate_raw(states, return_hidden)

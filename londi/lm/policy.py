@@ -137,6 +137,11 @@ class LMPolicy(abc.ABC):
         it measured). Override it in a backend that runs elsewhere than the calling thread's CPU."""
         return "cpu"
 
+    def trained_episode_seeds(self, env_id: str) -> list[tuple[int, int]]:
+        """The reset seeds of `env_id` this policy was trained on ([first, end) ranges): an evaluation on them
+        is refused (`londi.lm.heldout`). None known: []."""
+        return []
+
     def fingerprint(self) -> str | None:
         """A short hash of the weights this policy acts with (None when it has none): a run records it so
         that a resume or a re-evaluation with other weights under the same path fails instead of mixing."""

@@ -3,8 +3,9 @@
 Every LM backend (scoring, generation, distillation, simulated cost) turns a `TextState` into text here and
 nowhere else, so the prompt a model was trained on is the prompt it is evaluated on. The prompt length
 dominates the cost of a call, so each builder keeps only the last `history` steps, and drops the oldest
-of those first until the prompt fits `max_tokens` (measured by `count_tokens`: pass the model tokenizer's
-counter; the default counts whitespace-separated words, a rough stand-in).
+of those first until the prompt fits `max_tokens` (measured by `count_tokens`: pass the counter the model's
+backend limits with, e.g. `HFPolicy.count_tokens`, special tokens included; the default counts
+whitespace-separated words, a rough stand-in).
 
     >>> build_prompt(state)                      # registry lookup by state.family, default settings
     >>> get_prompt_builder("babyai_text", history=0, max_tokens=256, count_tokens=tok_count).build(state)
@@ -35,7 +36,8 @@ class PromptBuilder(abc.ABC):
     so a prompt shows between `history` and `history + C - 1` past steps and the prompts of C consecutive
     steps extend one another (one training sequence can then teach all C; see `londi.lm.distill`).
     `max_tokens`: drop the oldest shown steps until `count_tokens(prompt) <= max_tokens` (the current
-    observation is always kept, even if it alone is longer; the backend then truncates).
+    observation is always kept, even if it alone is longer: the backend decides; `HFPolicy` refuses such a
+    prompt with an error that names the fix, since cutting it would drop its head, the goal or the task).
     """
 
     family: str = ""

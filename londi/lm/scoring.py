@@ -1,5 +1,22 @@
 """Action scoring: the log-probability an LM gives each admissible action's tokens after the prompt.
 
+What is scored (causal LMs): the tokens of prompt + action read as ONE text, split where the prompt ends, so
+the model sees only sequences its tokenizer produces. Tokenized apart, a byte-level BPE or SentencePiece
+prompt ending in "Action 0: " would end in a lone space token and the action would start without its
+leading-space form: tokens the model never saw in that order, skewing every candidate. The split point is
+the end of the prompt when its tokens stay the same with any candidate appended (word-level tokenizers, as
+the shipped models', and bytes: then the ids are those of prompt and action tokenized apart); otherwise, as
+lm-eval-harness does, the prompt's trailing whitespace moves into the candidates ("Action 0:" | " turn
+left"). A tokenizer that changes the prompt's tokens even then is refused (`encode`). Only a short tail of
+the prompt (its last line, or from the space before its last word) is tokenized with each candidate, so
+hundreds of candidates cost what short texts cost; the text before it keeps its tokens (checked: the tail
+alone must tokenize as it does inside the prompt, else the whole prompt is used). Seq2seq LMs read the
+prompt in the encoder and the action in the decoder, each tokenized alone, as they were trained.
+
+A prompt never gets cut: one longer than `max_prompt_tokens` (special tokens counted, as `count_prompt_tokens`
+counts for the prompt builder, which drops old history first) or than the model's context raises
+`PromptTooLongError` naming the fix.
+
 The prompt is encoded ONCE per state and every candidate is scored against it, so the cost grows with
 candidate tokens, not candidates x prompt tokens:
 - causal LMs: one left-padded forward over the batch of prompts builds the KV cache; the cache is then
@@ -24,6 +41,24 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 REDUCTIONS = ("sum", "mean")
+_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
+_CACHE_LIMIT = 100_000  # cached tokenizations (last prompt lines, line + candidate) before the caches start over
+_CACHED_TAIL_CHARS = 512  # longer last lines (a one-line prompt) are not cached
+
+
+class PromptTooLongError(ValueError):
+    """A prompt does not fit the model: longer than `max_prompt_tokens`, or than the positions it was trained on."""
+
+
+def context_length(model: Any) -> int | None:
+    """The positions the model was trained on (max_position_embeddings, n_positions, ...), or None when its
+    config names none (T5's relative positions)."""
+    cfg = model.config
+    for key in _CONTEXT_KEYS:
+        value = getattr(cfg, key, None)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 @dataclass
@@ -42,7 +77,6 @@ class ScoreOutput:
     prompt_tokens: int
     candidate_tokens: int
     attention_context: int
-    truncated_prompts: int = 0
     per_state: list[tuple[int, int, int]] = field(default_factory=list)
 
 
@@ -58,11 +92,13 @@ def _shallow_copy(cache: Any) -> Any:
 class ActionScorer:
     """Scores candidate continuations of prompts with a transformers causal or seq2seq LM.
 
-    `max_prompt_tokens` keeps the LAST tokens of a longer prompt (the most recent history; builders in
-    `londi.lm.prompts` already drop old steps to fit, this is the hard guard). `candidate_eos` appends EOS
-    to every candidate, so one candidate that is a prefix of another is not favoured by `sum`. `add_bos`:
-    None follows the tokenizer's own special tokens (see `prompt_ids`). `max_cache_mb` bounds the KV cache
-    expanded to the (state, candidate) rows: above it, rows are scored in chunks (None: no bound).
+    `max_prompt_tokens`: the most prompt tokens (special tokens included) the model reads; None: its context
+    length (`context_length`). A longer prompt raises `PromptTooLongError`; builders in `londi.lm.prompts` drop
+    old steps to fit first, when counting with `count_prompt_tokens`. `candidate_eos` appends EOS to every
+    candidate, so one candidate that is a prefix of another is not favoured by `sum`. `add_bos`: None follows
+    the tokenizer's own special tokens (see `prompt_ids`). `max_cache_mb` bounds the KV cache expanded to the
+    (state, candidate) rows: above it, rows are scored in chunks (None: no bound). `name` and `setting` word
+    the errors (the role, and the config key that sets the budget).
     """
 
     def __init__(
@@ -74,13 +110,24 @@ class ActionScorer:
         candidate_eos: bool = False,
         add_bos: bool | None = None,
         max_cache_mb: float | None = 256.0,
+        name: str | None = None,
+        setting: str = "max_prompt_tokens",
     ):
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.model = model
         self.tokenizer = tokenizer
         self.reduction = reduction
-        self.max_prompt_tokens = max_prompt_tokens
+        self.name = name or getattr(model, "name_or_path", "") or type(model).__name__
+        self.setting = setting
+        self.context_length = context_length(model)
+        if max_prompt_tokens is not None and max_prompt_tokens < 1:
+            raise ValueError(f"{self.name}: {setting} must be >= 1, got {max_prompt_tokens}")
+        if max_prompt_tokens is not None and self.context_length is not None and max_prompt_tokens > self.context_length:
+            raise ValueError(
+                f"{self.name}: {setting}={max_prompt_tokens} exceeds the {self.context_length} positions the model was "
+                f"trained on (config.{self._context_key()}); set {setting} <= {self.context_length}")
+        self.max_prompt_tokens = max_prompt_tokens if max_prompt_tokens is not None else self.context_length
         self.candidate_eos = candidate_eos
         self.max_cache_mb = max_cache_mb
         self.is_seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
@@ -88,7 +135,8 @@ class ActionScorer:
         if pad is None:
             pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
         self.pad_id = int(pad)
-        self._cand_cache: dict[str, list[int]] = {}
+        self._tails: dict[str, tuple[list[int], list[int]]] = {}  # prompt tail -> (its ids, its ids rstripped)
+        self._joint: dict[tuple[str, str], list[int]] = {}  # (tail, candidate) -> ids of tail + candidate
         self._specials = self._special_ids(add_bos)
         params = inspect.signature(model.forward).parameters
         self._keeps_logits = "logits_to_keep" in params
@@ -100,28 +148,136 @@ class ActionScorer:
         return next(self.model.parameters()).device
 
     # ---- tokenization -------------------------------------------------------------------------------
-    def prompt_ids(self, prompt: str) -> tuple[list[int], bool]:
-        """Token ids of a prompt as the model was trained to see it, and whether it was cut.
+    def _ids(self, texts: list[str]) -> list[list[int]]:
+        return [list(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
 
-        Special tokens follow the tokenizer (`tokenizer(prompt)`): causal LMs keep its prefix (e.g. Llama's
-        BOS; none for GPT-2 or a londi word tokenizer) and drop any suffix (an EOS would end the prompt);
-        seq2seq encoders keep both (T5's EOS). `add_bos=True/False` forces a BOS / no prefix. A prompt longer
-        than `max_prompt_tokens` keeps its last tokens (the most recent history).
-        """
-        body = list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    def _wrap(self, body: list[int]) -> list[int]:
+        """Special tokens around a prompt's ids: causal LMs keep the prefix (e.g. Llama's BOS; none for GPT-2 or a
+        londi word tokenizer) and drop any suffix (an EOS would end the prompt); seq2seq encoders keep both."""
         prefix, suffix = self._specials
-        if self.is_seq2seq:
-            budget = None if self.max_prompt_tokens is None else self.max_prompt_tokens - len(prefix) - len(suffix)
-        else:
-            suffix = []
-            budget = None if self.max_prompt_tokens is None else self.max_prompt_tokens - len(prefix)
-        truncated = budget is not None and len(body) > budget
-        if truncated:
-            body = body[-budget:] if budget > 0 else []
-        ids = prefix + body + suffix
+        return prefix + body + (suffix if self.is_seq2seq else [])
+
+    def count_prompt_tokens(self, prompt: str) -> int:
+        """Tokens the model reads for `prompt`, special tokens included: the count `max_prompt_tokens` limits
+        (pass it to the prompt builder so that it drops old history exactly as far as needed)."""
+        return len(self._wrap(self._ids([prompt])[0]))
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """Token ids of a prompt alone as the model reads it (special tokens as the tokenizer adds them:
+        `tokenizer(prompt)`; `add_bos=True/False` forces a BOS / no prefix); `PromptTooLongError` when too long.
+        Causal scoring and generation read `encode(prompt, candidates)[0]` instead."""
+        ids = self._wrap(self._ids([prompt])[0])
+        self._check_budget(len(ids))
         if not ids:
             raise ValueError("causal scoring needs at least one prompt token (empty prompt and no BOS token)")
-        return ids, truncated
+        return ids
+
+    def encode(self, prompt: str, candidates: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+        """(prompt ids, each candidate's ids) as the model reads them (the module doc says how and why).
+
+        Training sequences (`londi.lm.distill.Sequences`) are built with it too, so training and scoring agree.
+        """
+        if self.is_seq2seq:
+            cand_ids = self._ids(list(candidates))
+            return self.prompt_ids(prompt), [self._candidate(c, i) for c, i in zip(candidates, cand_ids, strict=True)]
+        body = self._ids([prompt])[0]
+        self._check_budget(len(self._wrap(body)))
+        head, tail, tail_ids = self._split_tail(prompt, body)
+        joint = self._joint_ids(tail, candidates)
+        context = tail_ids  # split where the prompt ends when its ids stay the same with every candidate after it
+        if not all(j[: len(context)] == context for j in joint):
+            context = self._tail(tail)[1]  # else its trailing whitespace belongs to the candidates (lm-eval-harness)
+            bad = next((c for c, j in zip(candidates, joint, strict=True) if j[: len(context)] != context), None)
+            if bad is not None:
+                raise ValueError(
+                    f"{self.name}: the tokenizer gives the prompt other tokens when candidate {bad!r} follows it (the "
+                    f"prompt ends {tail[-40:]!r}), so the candidate has no log-probability after the prompt; end the "
+                    "prompt with whitespace or a separator that the tokenizer keeps apart from what follows")
+        ids = self._wrap(head + context)
+        if not ids:
+            raise ValueError("causal scoring needs at least one prompt token (empty prompt and no BOS token)")
+        cands = [self._candidate(c, j[len(context):]) for c, j in zip(candidates, joint, strict=True)]
+        self.check_positions(len(ids), max((len(c) for c in cands), default=0), "the longest candidate")
+        return ids, cands
+
+    def _split_tail(self, prompt: str, body: list[int]) -> tuple[list[int], str, list[int]]:
+        """(head ids, tail text, tail ids) with head + tail ids = the prompt's ids, and the tail short: only the
+        tail is tokenized with each candidate (the cost of hundreds of candidates stays that of short texts).
+
+        The tail is the last line that holds text or, where a tokenizer marks a line's first word (SentencePiece's
+        "▁"), the prompt from the space before its last word; it must tokenize alone as it does inside the
+        prompt, else the tail is the whole prompt (exact, slower).
+        """
+        text = prompt.rstrip()
+        for start in (text.rfind("\n") + 1, text.rfind(" ")):
+            if start <= 0:
+                continue
+            tail_ids = self._tail(prompt[start:])[0]
+            if tail_ids and len(tail_ids) <= len(body) and body[len(body) - len(tail_ids):] == tail_ids:
+                return body[: len(body) - len(tail_ids)], prompt[start:], tail_ids
+        return [], prompt, body
+
+    def _candidate(self, candidate: str, ids: list[int]) -> list[int]:
+        ids = list(ids)
+        if self.candidate_eos and self.tokenizer.eos_token_id is not None:
+            ids.append(int(self.tokenizer.eos_token_id))
+        if not ids:
+            raise ValueError(f"candidate {candidate!r} has no tokens to score")
+        return ids
+
+    def _tail(self, tail: str) -> tuple[list[int], list[int]]:
+        """(ids of a prompt tail, ids of it without trailing whitespace), cached."""
+        got = self._tails.get(tail)
+        if got is None:
+            full, stripped = self._ids([tail, tail.rstrip()])
+            got = (full, stripped)
+            if len(tail) <= _CACHED_TAIL_CHARS:
+                if len(self._tails) >= _CACHE_LIMIT:
+                    self._tails.clear()
+                self._tails[tail] = got
+        return got
+
+    def _joint_ids(self, tail: str, candidates: Sequence[str]) -> list[list[int]]:
+        """Ids of `tail + candidate` for every candidate (one tokenizer call for the uncached ones)."""
+        if len(tail) > _CACHED_TAIL_CHARS:
+            return self._ids([tail + c for c in candidates])
+        missing = list(dict.fromkeys(c for c in candidates if (tail, c) not in self._joint))
+        if len(self._joint) + len(missing) > _CACHE_LIMIT:
+            self._joint.clear()
+            missing = list(dict.fromkeys(candidates))
+        for c, ids in zip(missing, self._ids([tail + c for c in missing]), strict=True):
+            self._joint[(tail, c)] = ids
+        return [self._joint[(tail, c)] for c in candidates]
+
+    def _context_key(self) -> str:
+        return next((k for k in _CONTEXT_KEYS if getattr(self.model.config, k, None) == self.context_length), "?")
+
+    def _check_budget(self, n: int) -> None:
+        limit, ctx = self.max_prompt_tokens, self.context_length
+        if limit is None or n <= limit:
+            return
+        if limit == ctx:
+            budget = f"the model reads at most {ctx} positions (config.{self._context_key()})"
+            fix = "Use a model with a longer context"
+        else:
+            budget = f"{self.setting} is {limit}" + (
+                f" (the model reads at most {ctx} positions, prompt and action together)" if ctx else "")
+            fix = f"Raise {self.setting}, use a model with a longer context"
+        raise PromptTooLongError(
+            f"{self.name}: the prompt is {n} tokens (special tokens included) but {budget}; the prompt builder drops "
+            f"old history to fit, so the current observation alone is too long. {fix}, or shorten the prompt (fewer "
+            "history steps, a shorter observation or task text). A prompt is never cut: that would drop its head "
+            "(the goal, the task)")
+
+    def check_positions(self, n_prompt: int, n_more: int, what: str) -> None:
+        """Refuse a prompt of `n_prompt` tokens followed by `n_more` more (`what`) beyond the model's context:
+        positions past it are extrapolation, not the model."""
+        if self.context_length is not None and n_prompt + n_more > self.context_length:
+            raise PromptTooLongError(
+                f"{self.name}: a prompt of {n_prompt} tokens and {what} ({n_more} tokens) need {n_prompt + n_more} "
+                f"positions, but the model was trained on {self.context_length} (config.{self._context_key()}). Lower "
+                f"{self.setting} to at most {max(self.context_length - n_more, 1)} (old history is then dropped to fit), "
+                "use a model with a longer context, or shorten the prompt")
 
     def _special_ids(self, add_bos: bool | None) -> tuple[list[int], list[int]]:
         """The special ids the tokenizer puts before and after a text (found by encoding a probe)."""
@@ -142,18 +298,6 @@ class ActionScorer:
             prefix = []
         return prefix, suffix
 
-    def candidate_ids(self, candidate: str) -> list[int]:
-        ids = self._cand_cache.get(candidate)
-        if ids is None:
-            ids = list(self.tokenizer(candidate, add_special_tokens=False)["input_ids"])
-            if self.candidate_eos and self.tokenizer.eos_token_id is not None:
-                ids.append(int(self.tokenizer.eos_token_id))
-            if not ids:
-                raise ValueError(f"candidate {candidate!r} has no tokens to score")
-            if len(self._cand_cache) < 100_000:
-                self._cand_cache[candidate] = ids
-        return ids
-
     # ---- scoring -----------------------------------------------------------------------------------
     @torch.inference_mode()
     def score(
@@ -162,11 +306,11 @@ class ActionScorer:
         """Score `candidates[i]` after `prompts[i]` for every state i, in one batched pass."""
         if len(prompts) != len(candidates):
             raise ValueError(f"{len(prompts)} prompts but {len(candidates)} candidate lists")
-        encoded = [self.prompt_ids(p) for p in prompts]
-        p_ids = [e[0] for e in encoded]
-        c_ids = [[self.candidate_ids(c) for c in cands] for cands in candidates]
-        if any(not cs for cs in c_ids):
+        if any(not cs for cs in candidates):
             raise ValueError("every state needs at least one candidate to score")
+        encoded = [self.encode(p, cs) for p, cs in zip(prompts, candidates, strict=True)]
+        p_ids = [e[0] for e in encoded]
+        c_ids = [e[1] for e in encoded]
         owner = torch.tensor([i for i, cs in enumerate(c_ids) for _ in cs], device=self.device)
         flat = [ids for cs in c_ids for ids in cs]
         cand, cand_mask = self._pad(flat, left=False)
@@ -191,7 +335,6 @@ class ActionScorer:
             prompt_tokens=sum(len(p) for p in p_ids),
             candidate_tokens=int(lengths.sum().item()),
             attention_context=sum(ctx),
-            truncated_prompts=sum(e[1] for e in encoded),
             per_state=[(len(p), int(c), int(x)) for p, c, x in zip(p_ids, cand_per_state, ctx, strict=True)],
         )
 

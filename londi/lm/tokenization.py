@@ -3,8 +3,9 @@
 There are no hub tokenizers on this machine, and text envs such as BabyAI-Text use a closed vocabulary of a
 few dozen words, so one token per word (and per punctuation mark) keeps prompts short (prompt length
 dominates the cost of every call). Whitespace only separates tokens: "Action 0: " + "turn left" encodes to
-the same ids whether the prompt and the action are tokenized together or apart, which is what makes the hf
-backend's candidate scoring see exactly the sequences the model was trained on.
+the same ids whether the prompt and the action are tokenized together or apart. The hf backend reads prompt
++ action as one text (`londi.lm.scoring`), which for this tokenizer is the split at the prompt's end, so the
+shipped models score the very ids they were trained on (tests/test_lm_shipped_scoring.py).
 
     >>> tok = build_word_tokenizer(prompts)          # a transformers PreTrainedTokenizerFast
     >>> tok.save_pretrained(out_dir)                  # AutoTokenizer.from_pretrained(out_dir) loads it
