@@ -10,6 +10,8 @@ MixedTrainLocal -> MixedTestLocal (held-out objects), ScienceWorld `split=test` 
 have no held-out objects, so `test` uses seeds disjoint from training and periodic evaluation
 (`TEST_SEED_OFFSET`); `train` replays the run's own evaluation seeds. `+override.<key>=<value>` sets a key of
 the run's config (e.g. `+override.env.id=...`, `+override.device=cuda`); a key the run's config lacks fails.
+eval.json records them (`overrides`: {key: the value used}, secrets redacted), and `londi-report
+source=evaluate` labels and splits its rows by the config with them set, not by config.yaml alone.
 
 Each episode row (eval.csv) carries the training step of the switcher that played it (`global_step`: its
 checkpoint's step) and its own seed (`episode_seed`); eval.json gives the same step, the seed range, the
@@ -41,7 +43,10 @@ from londi.report import read_checkpoint
 from londi.rundir import check_same_models, load_run_config, model_fingerprints
 
 SPLITS = ("train", "test")
-TEST_SEED_OFFSET = 2_000_000  # test-split seeds, within the run seed's block (`londi.runner.episode_seed_base`)
+# Test-split seeds, within the run seed's block (`londi.runner.episode_seed_base`). 9,000,000 and not 2,000,000
+# (until 2026-12-08): londi-distill seed 0 plays DAgger round 1 from 2,000,000 (`londi.lm.heldout`), so run seed
+# 0's test episodes on a distillation level were the shipped models' training episodes.
+TEST_SEED_OFFSET = 9_000_000
 MIXED_TRAIN, MIXED_TEST = "MixedTrainLocal", "MixedTestLocal"
 EVAL_JSON, EVAL_CSV = "eval.json", "eval.csv"
 
@@ -98,6 +103,31 @@ def _check_overrides(cfg: Any, override: Mapping[str, Any], prefix: str = "") ->
             _check_overrides(cfg[key], val, f"{prefix}{key}.")
 
 
+def recorded_overrides(cfg: DictConfig, override: Mapping[str, Any]) -> dict[str, Any]:
+    """eval.json's `overrides`: {dotted key: the value the evaluation used}, read from the merged config
+    `cfg` (so resolved), with secret-named keys redacted as in config.yaml (`londi.rundir.redact`).
+
+    Why recorded: the run's config.yaml says how it was trained, not how it was evaluated; londi-report
+    (source=evaluate) labels and splits rows by the config with these set.
+    """
+    from londi.rundir import REDACTED, is_secret_key, redact
+
+    out: dict[str, Any] = {}
+
+    def walk(node: Mapping[str, Any], prefix: str) -> None:
+        for key, val in node.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(val, Mapping):
+                walk(val, f"{dotted}.")  # an empty mapping merges nothing: nothing to record
+                continue
+            used = OmegaConf.select(cfg, dotted)
+            used = OmegaConf.to_container(used, resolve=True) if OmegaConf.is_config(used) else used
+            out[dotted] = REDACTED if is_secret_key(str(key)) and used is not None else redact(used)
+
+    walk(override, "")
+    return out
+
+
 def evaluate_run(
     run_dir: str | Path, episodes: int = 100, split: str = "test",
     overrides: Sequence[str] | Mapping[str, Any] = (),
@@ -121,12 +151,14 @@ def _evaluate_run(run_dir: Path, cfg: Any, episodes: int, split: str,
 
     from londi import runner
 
+    applied: dict[str, Any] = {}
     if overrides:
         extra = (OmegaConf.create(dict(overrides)) if isinstance(overrides, Mapping)
                  else OmegaConf.from_dotlist(list(overrides)))
         _check_overrides(cfg, OmegaConf.to_container(extra))
         with open_dict(cfg):
             cfg = OmegaConf.merge(cfg, extra)
+        applied = recorded_overrides(cfg, OmegaConf.to_container(extra))
     threads = int(cfg.get("threads", 1))  # runs made before `threads` existed: the default, 1
     torch.set_num_threads(threads)
     env_cfg, offset = split_env_config(cfg.env, split)
@@ -162,6 +194,7 @@ def _evaluate_run(run_dir: Path, cfg: Any, episodes: int, split: str,
             role: sorted({u.device_kind for u in pol.meter.totals.values() if u.calls})
             for role, pol in (("quick", quick), ("deepthink", deepthink))
         },
+        "overrides": applied,
         **summarize(rows),
     }
     write_text_atomic(run_dir / EVAL_JSON, json.dumps(summary, indent=2) + "\n")

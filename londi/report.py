@@ -34,10 +34,14 @@ Which runs are one row: those of one env, switcher, budget, cost and setting who
 key but the seed and BOOKKEEPING_KEYS (with source=evaluate, also eval.json's split and env). Runs that
 differ in more are separate rows, the differing `key=value`s appended to their setting and named above the
 table (`config_splits`); two runs of one row with the same seed are an error, as one replicate would count twice.
+With source=evaluate a run is the config londi-evaluate measured: config.yaml with eval.json's `overrides` set
+(`apply_evaluation_overrides`), so its label says the evaluated budget, cost or setting, each override that
+changed a value joins its setting with the trained value, and report.md lists the overrides used.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -167,7 +171,10 @@ class RunRecord:
     setting: str | None = None  # e.g. "p=0.1" (see SETTING_KEYS)
     status: RunStatus = field(default_factory=lambda: RunStatus(FINISHED, "not read"))
     threads: int | None = None  # torch CPU threads the run's device seconds were measured at
-    config: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # with source=evaluate: with eval.json's overrides set
+    choices: dict[str, str] = field(default_factory=dict)  # the config groups it was trained with (env, switcher)
+    # londi-evaluate's +override.<key>=<value>s ({} none; None: not read, or an eval.json that predates them)
+    overrides: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:
@@ -306,21 +313,13 @@ def load_run(run_dir: str | Path) -> RunRecord:
     except FileNotFoundError:
         cfg = {}
     choices = _choices(run_dir)
-    sw = cfg.get("switcher") or {}
-    env = cfg.get("env") or {}
-    switcher = choices.get("switcher") or str(sw.get("_target_", "run")).rsplit(".", 1)[-1]
-    env_name = choices.get("env") or str(env.get("id", "env"))
     seed = cfg.get("seed", _read_json(run_dir / RUN_JSON).get("seed"))
     episodes = _read_csv(run_dir / EPISODES)
     metrics = _read_csv(run_dir / METRICS)
     threads = cfg.get("threads", _read_json(run_dir / RUN_INFO).get("torch_threads"))
     return RunRecord(
         path=run_dir,
-        env=env_name,
-        switcher=str(switcher),
-        budget=_num(sw.get("budget")),
-        cost=_num(sw.get("cost")),
-        setting=_setting(sw),
+        **_identity(cfg, choices),
         seed=int(seed) if seed is not None else None,
         episodes=episodes if episodes is not None else pd.DataFrame(),
         metrics=metrics,
@@ -332,7 +331,95 @@ def load_run(run_dir: str | Path) -> RunRecord:
         status=run_status(run_dir, episodes, metrics, cfg.get("total_steps")),
         threads=int(threads) if _num(threads) is not None else None,
         config=cfg,
+        choices=dict(choices),
     )
+
+
+def _identity(cfg: Mapping[str, Any], choices: Mapping[str, str]) -> dict[str, Any]:
+    """A run's env, switcher, budget, cost and setting: the config group names it was made with, else what its
+    config says (`_target_`, `env.id`)."""
+    sw = cfg.get("switcher") or {}
+    env = cfg.get("env") or {}
+    return {
+        "env": choices.get("env") or str(env.get("id", "env")),
+        "switcher": str(choices.get("switcher") or str(sw.get("_target_", "run")).rsplit(".", 1)[-1]),
+        "budget": _num(sw.get("budget")),
+        "cost": _num(sw.get("cost")),
+        "setting": _setting(sw),
+    }
+
+
+def evaluation_overrides(run: RunRecord) -> dict[str, Any] | None:
+    """The `+override.<key>=<value>`s londi-evaluate applied to the run (eval.json `overrides`, {key: value});
+    None when its eval.json predates their recording, so it cannot say whether there were any."""
+    path = run.path / EVAL_JSON
+    recorded = _read_json(path).get("overrides")
+    if recorded is not None and not isinstance(recorded, Mapping):
+        raise ValueError(f"{path}: `overrides` is {recorded!r}, not a {{key: value}} mapping; run "
+                         f"`londi-evaluate run_dir={run.path}` again")
+    return None if recorded is None else dict(recorded)
+
+
+_ABSENT = object()
+
+
+def _at(cfg: Mapping[str, Any], key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
+
+
+def _put(cfg: dict[str, Any], key: str, value: Any) -> None:
+    *parents, last = key.split(".")
+    node = cfg
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = copy.deepcopy(value)
+
+
+def apply_evaluation_overrides(run: RunRecord) -> None:
+    """Make `run` the config londi-evaluate measured: its config.yaml with eval.json's overrides set, and its
+    env, switcher, budget, cost and setting read from that (a londi_b-b4 run evaluated with
+    `+override.switcher.budget=0` is budget 0). Each override that changed a value (bookkeeping keys aside)
+    joins the setting with the trained value, `+override.switcher.budget=0 (trained 4)`.
+
+    Why: the numbers were measured with the overrides, so a label from config.yaml alone misnames them, and
+    runs evaluated with different overrides (or trained at different values) are not seeds of one row.
+    """
+    run.overrides = evaluation_overrides(run)
+    if not run.overrides:
+        return
+    cfg = copy.deepcopy(run.config)
+    changed: dict[str, str] = {}
+    for key, value in sorted(run.overrides.items()):
+        trained = _at(cfg, key)
+        if trained is _ABSENT and cfg:
+            raise ValueError(
+                f"{run.path / EVAL_JSON} records +override.{key}, which the run's config.yaml lacks: the two do not "
+                f"belong together; run `londi-evaluate run_dir={run.path}` again")
+        _put(cfg, key, value)
+        if _canon(trained) != _canon(value) and not _bookkeeping(key):
+            changed[key] = f"+override.{key}={_show(value)} (trained {_show(trained)})"
+    choices = dict(run.choices)
+    if "env.id" in changed:
+        choices.pop("env", None)  # the env group it was trained on names another env now
+    if "switcher._target_" in changed:
+        choices.pop("switcher", None)
+    ident = _identity(cfg, choices)
+    run.config = cfg
+    run.env, run.switcher, run.budget, run.cost = ident["env"], ident["switcher"], ident["budget"], ident["cost"]
+    run.setting = ", ".join(x for x in (ident["setting"], *changed.values()) if x) or None
+
+
+def overrides_text(overrides: Mapping[str, Any] | None) -> str:
+    """`key=value key=value` (runs.csv's and summary.csv's `eval_overrides`): `none`, or `unrecorded` for an
+    eval.json that predates the record."""
+    if overrides is None:
+        return "unrecorded"
+    return " ".join(f"{k}={_show(v)}" for k, v in sorted(overrides.items())) or "none"
 
 
 def final_episodes(run: RunRecord, source: str = "eval", missing_ok: bool = False) -> pd.DataFrame:
@@ -380,6 +467,7 @@ def run_table(runs: Sequence[RunRecord], source: str = "eval") -> pd.DataFrame:
         row.update(episode_faults(ep))
         if source == "evaluate":
             row.update({f"eval_{k}": v for k, v in evaluated_on(r).items()})
+            row["eval_overrides"] = overrides_text(r.overrides)
         row["path"] = str(r.path)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -409,9 +497,6 @@ def evaluated_on(run: RunRecord) -> dict[str, str]:
     """What londi-evaluate measured the run on (EVAL_WHERE, from eval.json): "unset" where it does not say."""
     info = _read_json(run.path / EVAL_JSON)
     return {k: str(info[k]) if info.get(k) is not None else "unset" for k in EVAL_WHERE}
-
-
-_ABSENT = object()
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -1053,15 +1138,42 @@ def _runs(n: int) -> str:
 
 
 def _evaluation_note(runs: Sequence[RunRecord]) -> str:
-    """Where londi-evaluate measured the tabulated runs (split and env), loudly when they differ."""
+    """Where londi-evaluate measured the tabulated runs (split and env), loudly when they differ, and with
+    which overrides."""
     where = Counter(", ".join(f"{k} `{v}`" for k, v in evaluated_on(r).items()) for r in runs)
     if len(where) == 1:
-        return f"Evaluation episodes (londi-evaluate) on {next(iter(where))} for every run.\n\n"
-    return (
-        "**Evaluated on different splits or envs**: rows whose runs differ are split (`eval.split`, `eval.env_id` "
-        "in the setting), and rows on different splits or envs are not comparable:\n\n"
-        + "".join(f"- {w}: {_runs(n)}\n" for w, n in sorted(where.items())) + "\n"
-    )
+        text = f"Evaluation episodes (londi-evaluate) on {next(iter(where))} for every run.\n\n"
+    else:
+        text = (
+            "**Evaluated on different splits or envs**: rows whose runs differ are split (`eval.split`, "
+            "`eval.env_id` in the setting), and rows on different splits or envs are not comparable:\n\n"
+            + "".join(f"- {w}: {_runs(n)}\n" for w, n in sorted(where.items())) + "\n"
+        )
+    return text + _overrides_note(runs)
+
+
+def _overrides_note(runs: Sequence[RunRecord]) -> str:
+    """Which `+override`s londi-evaluate used (eval.json), and a bold line for eval.jsons that cannot say."""
+    used = Counter(overrides_text(r.overrides) for r in runs if r.overrides is not None)
+    unrecorded = sum(r.overrides is None for r in runs)
+    text = ""
+    if set(used) == {"none"}:
+        text = "londi-evaluate overrides (`+override.<key>=<value>`): none.\n\n"
+    elif used:
+        text = (
+            "**Evaluated with overrides** (londi-evaluate `+override.<key>=<value>`, from eval.json): each row is "
+            "labelled by the config it was evaluated with, and an override that changed a value is in its setting "
+            "with the trained value:\n\n"
+            + "".join(f"- `{w}`: {_runs(n)}\n" if w != "none" else f"- none: {_runs(n)}\n"
+                      for w, n in sorted(used.items())) + "\n"
+        )
+    if unrecorded:
+        text += (
+            f"**The eval.json of {_runs(unrecorded)} predates the record of overrides**: if londi-evaluate ran it with "
+            "`+override`, their rows are labelled by the training config, not by what was evaluated "
+            "(`eval_overrides` `unrecorded` in runs.csv); run londi-evaluate on them again.\n\n"
+        )
+    return text
 
 
 def _split_note(notes: Sequence[str]) -> str:
@@ -1106,6 +1218,9 @@ def make_report(root: str | Path, out: str | Path | None = None, source: str = "
     out = Path(out) if out else root / "report"
     out.mkdir(parents=True, exist_ok=True)
     runs = [load_run(d) for d in run_dirs]
+    if source == "evaluate":  # rows are what londi-evaluate measured: the config with its overrides set
+        for r in runs:
+            apply_evaluation_overrides(r)
     tabled: list[RunRecord] = []
     reasons: dict[Path, str] = {}
     faults: dict[Path, str] = {}

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from londi.checkpoints import CheckpointError, CheckpointStore, read_json_record, write_text_atomic
+from londi.lm.heldout import check_unseen, seen_ranges
 from londi.lm.policy import LMPolicy
 from londi.loggers.base import CSVLogger, MultiLogger, RunLogger
 from londi.metrics import EVAL_KEYS, TRAIN_KEYS, MetricsTracker, episode_row, summarize
@@ -103,6 +104,26 @@ def episode_seed_base(seed: int, offset: int = 0) -> int:
     if not 0 <= offset < SEED_BLOCK:
         raise ValueError(f"episode seed offset must be in [0, {SEED_BLOCK}), got {offset}")
     return int(seed) * SEED_BLOCK + int(offset)
+
+
+def _env_id(vec: SwitchingVecEnv) -> str | None:
+    spec = getattr(vec.envs[0].text_env, "spec", None)
+    return getattr(spec, "id", None)
+
+
+def _check_held_out(policies: Sequence[LMPolicy], vec: SwitchingVecEnv, seed: int, eval_seed: int,
+                    eval_episodes: int) -> None:
+    """No evaluation on a model's distillation episodes (an error); training on them is said (a warning)."""
+    env_id = _env_id(vec)
+    if env_id is None:
+        return
+    if eval_episodes:
+        check_unseen(policies, env_id, eval_seed, eval_episodes, "evaluation")
+    train = episode_seed_base(seed)
+    for line in seen_ranges(policies, env_id, train, train + EVAL_SEED_OFFSET):
+        log.warning("run seed %d's training episodes start at reset seed %d: %s, so the switcher partly trains "
+                    "on episodes where that model acts as on its own training data (the evaluation does not)",
+                    seed, train, line)
 
 
 def seed_everything(seed: int) -> None:
@@ -243,6 +264,7 @@ class Runner:
                                             True, self.n_envs, history_steps)
         self.eval_env = make_switching_env(env_fn, quick, deepthink, switcher, encoder, self.eval_seed, False,
                                            max(1, min(self.n_envs, self.eval_episodes)), history_steps)
+        _check_held_out((quick, deepthink), self.train_env, self.seed, self.eval_seed, self.eval_episodes)
         switcher.setup(self.train_env, self.seed, self.total_steps)
         self.files = RunFiles(self.run_dir)
         self.logger = MultiLogger(list(loggers))
@@ -452,6 +474,8 @@ def evaluate(
     eval_seed = seed if seed is not None else int(meta.get("eval_seed", EVAL_SEED_OFFSET))
     env = make_switching_env(env_fn, quick, deepthink, switcher, encoder, eval_seed, False,
                              max(1, min(n_envs, episodes)), history_steps)
+    if (env_id := _env_id(env)) is not None:
+        check_unseen((quick, deepthink), env_id, eval_seed, episodes, "evaluation")
     switcher.setup(env, int(meta.get("seed", 0)), meta.get("total_steps"))
     if switcher.learns or (run_dir / "switcher").exists():
         src = run_dir / "switcher"

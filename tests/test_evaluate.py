@@ -65,6 +65,7 @@ def test_evaluate_train_split_replays_the_final_evaluation(trained_run, capsys):
     assert rows["episode_seed"].nunique() == 3
     assert 0.0 <= summary["success_ci95_low"] <= summary["success"] <= summary["success_ci95_high"] <= 1.0
     assert summary["threads"] == 1 and summary["device_kinds"]["deepthink"] in ([], ["simulated"])
+    assert summary["overrides"] == {}
 
 
 def test_evaluate_test_split_uses_held_out_seeds(trained_run):
@@ -74,6 +75,35 @@ def test_evaluate_test_split_uses_held_out_seeds(trained_run):
     assert summary["split"] == "test" and len(rows) == 2
     assert rows["episode_seed"].min() >= TEST_SEED_OFFSET
     assert summary["env_id"] == "BabyAI-Text-GoToLocal-v0"
+
+
+def test_an_override_is_played_recorded_and_labels_the_report_row(trained_run, tmp_path):
+    """londi_b trained at budget 4, evaluated at +override.switcher.budget=0: no DEEPTHINK call, eval.json says
+    so, and londi-report source=evaluate lists it at budget 0 (it listed budget 4 with 0 calls)."""
+    from londi.report import make_report
+
+    trained = OmegaConf.load(trained_run / "config.yaml").switcher.budget
+    main([f"run_dir={trained_run}", "episodes=2", "split=train", "+override.switcher.budget=0"])
+    summary = json.loads((trained_run / "eval.json").read_text())
+    assert summary["overrides"] == {"switcher.budget": 0} and trained > 0
+    assert (pd.read_csv(trained_run / "eval.csv")["deepthink_calls"] == 0).all()
+    paths = make_report(trained_run, out=tmp_path / "report", source="evaluate")
+    row = pd.read_csv(paths["summary"]).iloc[0]
+    assert row["budget"] == 0 and row["setting"] == f"+override.switcher.budget=0 (trained {trained})"
+    assert row["eval_overrides"] == "switcher.budget=0"
+    assert "- `switcher.budget=0`: 1 run" in paths["table"].read_text()
+
+
+def test_recorded_overrides_are_the_values_used_with_secrets_redacted():
+    from londi.evaluate import recorded_overrides
+    from londi.rundir import REDACTED
+
+    cfg = OmegaConf.create({"seed": 3, "switcher": {"budget": 4},
+                            "deepthink": {"api_key": "sk-old", "api_key_env": "KEY", "max_new_tokens": 8}})
+    override = {"switcher": {"budget": "${seed}"}, "deepthink": {"api_key": "sk-new", "api_key_env": "OTHER"}}
+    merged = OmegaConf.merge(cfg, override)
+    assert recorded_overrides(merged, override) == {
+        "switcher.budget": 3, "deepthink.api_key": REDACTED, "deepthink.api_key_env": "OTHER"}
 
 
 def test_evaluate_needs_a_run_dir(tmp_path, capsys):

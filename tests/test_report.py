@@ -448,27 +448,32 @@ def test_two_runs_of_one_row_with_the_same_seed_are_an_error_naming_both(tmp_pat
         report.make_report(tmp_path)
 
 
-def _evaluated(run: Path, split: str, env_id: str, success: float) -> None:
-    """eval.csv and eval.json as londi-evaluate leaves them, every episode at `success`."""
+def _evaluated(run: Path, split: str, env_id: str, success: float, overrides: dict | None = None,
+               calls: int | None = None) -> None:
+    """eval.csv and eval.json as londi-evaluate leaves them, every episode at `success` (and `calls`);
+    `overrides=None` writes an eval.json from before londi-evaluate recorded them."""
     ep = pd.read_csv(run / "episodes.csv").query("phase == 'eval'").assign(success=success, split=split,
                                                                             global_step=200)
+    if calls is not None:
+        ep = ep.assign(deepthink_calls=calls, deepthink_flops=calls * DEEP_FLOPS)
     ep.to_csv(run / "eval.csv", index=False)
-    (run / "eval.json").write_text(json.dumps({"split": split, "env_id": env_id, "seed_offset": 2_000_000,
-                                               "device_kinds": {}}))
+    info = {"split": split, "env_id": env_id, "seed_offset": 2_000_000, "device_kinds": {}}
+    (run / "eval.json").write_text(json.dumps(info if overrides is None else {**info, "overrides": overrides}))
 
 
 def test_evaluate_source_says_the_split_and_keeps_splits_apart(tmp_path):
     runs = _londi_runs(tmp_path, [{}])
     for run in runs:
-        _evaluated(run, "test", "BabyAI-Text-MixedTestLocal-v0", 0.4)
+        _evaluated(run, "test", "BabyAI-Text-MixedTestLocal-v0", 0.4, overrides={})
     paths = report.make_report(tmp_path, source="evaluate")
     text = paths["table"].read_text()
     assert ("Evaluation episodes (londi-evaluate) on split `test`, env_id `BabyAI-Text-MixedTestLocal-v0` "
             "for every run.") in text
     agg = pd.read_csv(paths["summary"])
     assert len(agg) == 1 and agg["setting"].isna().all() and agg["eval_split"].tolist() == ["test"]
+    assert agg["eval_overrides"].tolist() == ["none"] and "londi-evaluate overrides (`+override.<key>=<value>`): none." in text
 
-    _evaluated(runs[1], "train", "BabyAI-Text-MixedTrainLocal-v0", 0.9)
+    _evaluated(runs[1], "train", "BabyAI-Text-MixedTrainLocal-v0", 0.9, overrides={})
     paths = report.make_report(tmp_path, source="evaluate")
     agg = pd.read_csv(paths["summary"]).set_index("eval_split")
     assert agg.loc["test", "success"] == 0.4 and agg.loc["train", "success"] == 0.9
@@ -523,3 +528,38 @@ def test_an_env_with_two_always_deepthink_configs_has_no_compute_saved(tmp_path)
     assert len(agg) == 3 and agg["compute_saved"].isna().all()
     assert "**Compute saved left blank on babyai_text/goto_local**: it has 2 always_deepthink rows" in (
         paths["table"].read_text())
+
+
+def test_evaluate_source_labels_and_splits_rows_by_londi_evaluates_overrides(tmp_path):
+    """londi_b trained at budget 4 and evaluated with +override.switcher.budget=0 is budget 0 with 0 calls, in a
+    row of its own: not beside the b4 runs evaluated as trained, nor beside runs trained at budget 0."""
+    rng = np.random.default_rng(5)
+    cases = {"b4": (4, {}, 4), "b4_at_0": (4, {"switcher.budget": 0}, 0), "b0": (0, {}, 0)}
+    for name, (budget, overrides, calls) in cases.items():
+        for seed in (0, 1):
+            run = tmp_path / f"{name}-s{seed}"
+            _write_run(run, "londi_b", budget, seed, 0.5, calls, rng)
+            _evaluated(run, "test", "BabyAI-Text-GoToLocal-v0", 0.5, overrides, calls)
+    paths = report.make_report(tmp_path, source="evaluate")
+    agg = pd.read_csv(paths["summary"]).fillna({"setting": "-"}).set_index("setting")
+    assert sorted(agg.index) == ["+override.switcher.budget=0 (trained 4)", "-", "-"]
+    overridden = agg.loc["+override.switcher.budget=0 (trained 4)"]
+    assert overridden["budget"] == 0 and overridden["deepthink_calls"] == 0 and overridden["seeds"] == 2
+    assert overridden["eval_overrides"] == "switcher.budget=0"
+    assert sorted(agg.loc["-", "budget"]) == [0, 4] and (agg.loc["-", "eval_overrides"] == "none").all()
+    text = paths["table"].read_text()
+    assert "**Evaluated with overrides**" in text and "- `switcher.budget=0`: 2 runs" in text
+    assert "| londi_b | 0 | - | +override.switcher.budget=0 (trained 4) | 2 |" in text
+    runs = pd.read_csv(paths["runs"]).set_index("path")
+    assert runs.loc[str(tmp_path / "b4_at_0-s0"), "budget"] == 0
+
+
+def test_evaluate_source_says_when_an_eval_json_cannot_tell_its_overrides(tmp_path):
+    old, bad = _londi_runs(tmp_path, [{}], seeds=(0, 1))
+    _evaluated(old, "test", "BabyAI-Text-GoToLocal-v0", 0.5, overrides=None)  # before the record existed
+    _evaluated(bad, "test", "BabyAI-Text-GoToLocal-v0", 0.5, overrides={})
+    text = report.make_report(tmp_path, source="evaluate")["table"].read_text()
+    assert "**The eval.json of 1 run predates the record of overrides**" in text
+    _evaluated(bad, "test", "BabyAI-Text-GoToLocal-v0", 0.5, overrides={"switcher.nope": 1})
+    with pytest.raises(ValueError, match=r"records \+override.switcher.nope, which the run's config.yaml lacks"):
+        report.make_report(tmp_path, source="evaluate")

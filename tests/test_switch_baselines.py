@@ -1,5 +1,7 @@
 """Baseline switchers: oracle calls = disagreements, random call rate, heuristic rules, registry."""
 
+import json
+
 import pytest
 
 from londi.runner import run_episodes
@@ -40,6 +42,17 @@ def test_random_switcher_calls_at_rate_p_and_is_reproducible():
     assert 0.2 < frac < 0.4
     with pytest.raises(ValueError, match="p must be in"):
         switcher("random", "switcher.p=1.5")
+
+
+def test_a_reloaded_random_switcher_plays_its_configured_p(tmp_path):
+    """p is config, not state: a checkpoint (one that stored a p too) does not undo londi-evaluate's
+    +override.switcher.p."""
+    switcher("random", "switcher.p=0.1").save(tmp_path)
+    (tmp_path / "switcher.json").write_text(json.dumps({"name": "random", "state": {"p": 0.1}}))  # older ones did
+    sw = switcher("random", "switcher.p=0.9")
+    sw.load(tmp_path)
+    eps = run_episodes(SwitchingVecEnv([_env(sw)]), sw, 20, seed=1)
+    assert sw.p == 0.9 and sum(e["deepthink_calls"] for e in eps) / sum(e["env_steps"] for e in eps) > 0.8
 
 
 def test_always_baselines_and_heuristic_bounds():

@@ -34,7 +34,11 @@ class AlwaysDeepthink(Switcher):
 
 
 class RandomSwitcher(Switcher):
-    """DEEPTHINK with probability p at every state (the reference for "same call rate")."""
+    """DEEPTHINK with probability p at every state (the reference for "same call rate").
+
+    `p` is config (config.yaml), not state: it is neither saved nor restored, so londi-evaluate's
+    `+override.switcher.p` is the p the evaluation plays (checkpoints that stored a p have it ignored).
+    """
 
     name = "random"
     reads_obs = False
@@ -46,12 +50,6 @@ class RandomSwitcher(Switcher):
 
     def decide(self, obs: np.ndarray, ctx: DecisionContext) -> int:
         return _allowed(DEEPTHINK if ctx.rng.random() < self.p else QUICK, ctx)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"p": self.p}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.p = float(state.get("p", self.p))
 
 
 class HeuristicSwitcher(Switcher):

@@ -323,6 +323,17 @@ class SB3Switcher(Switcher):
         extra = {"action_space_rng": self.model.action_space.np_random.bit_generator.state, "state": self.state_dict()}
         (path / "switcher.json").write_text(json.dumps({"name": self.name, **extra}))
 
+    def _check_net_arch(self, path: Path) -> None:
+        """The loaded weights bring their own network shape: one other than the configured `net_arch` (e.g.
+        londi-evaluate's `+override.switcher.net_arch`) would be dropped in silence, so it is an error."""
+        from londi.errors import ConfigError
+
+        saved = (getattr(self.model, "policy_kwargs", None) or {}).get("net_arch")
+        if isinstance(saved, list | tuple) and list(saved) != self.net_arch:
+            raise ConfigError(
+                f"{self.name}: the switcher in {path} was trained with net_arch={list(saved)}, not the configured "
+                f"{self.net_arch}; its weights fix the network's shape, so set switcher.net_arch={list(saved)}")
+
     def load(self, directory: str | Path) -> None:
         path = Path(directory)
         if not (path / "model.zip").exists():
@@ -333,6 +344,7 @@ class SB3Switcher(Switcher):
             warnings.filterwarnings("ignore", message=".*n_steps.*is ignored because a custom")
             self.model = cls.load(path / "model.zip", env=self._env, device=self.device, force_reset=False)
         self.model._schedule_total = total
+        self._check_net_arch(path)
         self._configure(self.model)
         self.model.set_logger(_silent_logger())
         if (path / "replay_buffer.pkl").exists():
