@@ -2,6 +2,7 @@
 
 import pytest
 
+from londi.errors import ConfigError
 from londi.switch.env import SwitchingEnv
 from londi.switch.multiplier import make_lambda_rule
 from londi.switch.toy import CorridorTextEnv
@@ -55,3 +56,22 @@ def test_switcher_updates_lambda_and_env_cost_at_episode_end():
     assert sw.metrics()["switch/lambda"] == pytest.approx(0.4)
     sw.on_episode_end(0, {})
     assert sw.lam == pytest.approx(0.3)
+
+
+def test_a_multiplier_state_resumes_only_under_its_own_rule():
+    def trained(rule):
+        sw = switcher("lagrangian", "switcher.target_calls=1.0", f"switcher.rule={rule}")
+        env = SwitchingVecEnv([SwitchingEnv(CorridorTextEnv(), random_policy("q"), expert("d"), encoder=hashed(16),
+                                            **sw.env_options(train=True))])
+        sw.setup(env, seed=0, total_steps=100)
+        sw.on_episode_end(5, {})
+        return sw
+
+    pid, sgd = trained("pid"), trained("sgd")
+    again = trained("pid")
+    again.load_state_dict(pid.state_dict())
+    assert again.lam == pid.lam
+    with pytest.raises(ConfigError, match="trained with switcher.rule=pid.*cannot continue as switcher.rule=sgd"):
+        sgd.load_state_dict(pid.state_dict())  # an sgd rule would silently keep only lambda
+    with pytest.raises(ConfigError, match="trained with switcher.rule=sgd.*as switcher.rule=pid"):
+        pid.load_state_dict(sgd.state_dict())  # was a bare KeyError: 'integral'

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from londi.switch.multiplier import make_lambda_rule
+from londi.switch.multiplier import PIDLambda, make_lambda_rule
 from londi.switch.sb3 import SB3Switcher, SwitchCostReplayBuffer
 
 
@@ -68,6 +68,13 @@ class LagrangianSwitcher(SB3Switcher):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
+        saved = "pid" if "integral" in state["rule"] else "sgd"  # the rules' states differ in their fields
+        mine = "pid" if isinstance(self.rule, PIDLambda) else "sgd"
+        if saved != mine:
+            from londi.errors import ConfigError
+
+            raise ConfigError(f"this Lagrangian switcher was trained with switcher.rule={saved}, and its multiplier "
+                              f"state cannot continue as switcher.rule={mine}: keep rule={saved}, or train anew")
         self.rule.load_state_dict(state["rule"])
         self._calls = [int(c) for c in state.get("calls", [])]
         self._apply()
