@@ -1,11 +1,11 @@
 """`londi-demo` (what `make demo` runs): a short LONDI-B run and its baselines on BabyAI-Text, then the report.
 
 Why a multirun of the ordinary app: the demo is exactly what a user would type,
-`londi-train -m +experiment=demo switcher=londi_b,always_quick,always_deepthink seed=0,1`, followed by
+`londi-train -m +experiment=demo switcher=londi_b,always_quick,always_deepthink seed=1,2`, followed by
 `londi-report dir=<that sweep>`, so it exercises the real config, launcher, CSV and W&B paths. It runs
 the jobs two at a time with the joblib launcher (one per core) and prints where the table, the figures and
 the offline W&B runs are. A Hydra app itself (configs/demo.yaml): `londi-demo --help`,
-`londi-demo seeds=[0] "overrides=['total_steps=500']"`.
+`londi-demo seeds=[1] "overrides=['total_steps=500']"`.
 """
 
 from __future__ import annotations

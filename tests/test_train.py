@@ -88,6 +88,6 @@ def test_demo_command_is_the_documented_sweep(tmp_path):
     cfg = compose("demo", ["overrides=['total_steps=100']"])
     cmd = demo_command(tmp_path, cfg.switchers, cfg.seeds, cfg.overrides, n_jobs=2)
     assert cmd[1:4] == ["-m", "londi.train", "-m"] and "+experiment=demo" in cmd
-    assert "switcher=londi_b,always_quick,always_deepthink" in cmd and "seed=0,1" in cmd
+    assert "switcher=londi_b,always_quick,always_deepthink" in cmd and "seed=1,2" in cmd
     assert "hydra/launcher=joblib" in cmd and cmd[-1] == "total_steps=100"
     assert "seed=5" in demo_command(tmp_path, ["londi"], [5], n_jobs=1)
