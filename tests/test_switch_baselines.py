@@ -1,9 +1,12 @@
 """Baseline switchers: oracle calls = disagreements, random call rate, heuristic rules, registry."""
 
 import json
+import logging
 
 import pytest
 
+from londi.lm import PolicyError
+from londi.lm.baselines import ExpertPolicy
 from londi.runner import run_episodes
 from londi.switch.env import SwitchingEnv
 from londi.switch.toy import CorridorTextEnv, NoisyExpertPolicy
@@ -150,6 +153,30 @@ def test_deepthink_right_oracle_is_the_same_with_batched_envs():
     four = _oracle_episodes("deepthink_right", deep(), n_envs=4, episodes=9)
     key = lambda e: (e["episode_seed"], e["env_steps"], e["deepthink_calls"], e["deepthink_flops"], e["success"])  # noqa: E731
     assert sorted(map(key, four)) == sorted(map(key, one))
+
+
+class _DownOnCell3(ExpertPolicy):
+    """The expert, except on cell 3, where it fails (a DEEPTHINK that cannot answer one prompt)."""
+
+    def _act(self, states, usage, return_hidden):
+        if any("cell 3." in s.obs for s in states):
+            raise PolicyError("down on cell 3")
+        return super()._act(states, usage, return_hidden)
+
+
+def test_deepthink_right_oracle_counts_failed_looks_the_same_with_batched_envs(caplog):
+    deep = lambda: _DownOnCell3(name="d", simulated_params=1000, simulated_flops_per_second=1e13)  # noqa: E731
+    with caplog.at_level(logging.WARNING, logger="londi.switch.env"):
+        one = _oracle_episodes("deepthink_right", deep(), n_envs=1, episodes=12)
+        n_one = len(caplog.records)
+        four = _oracle_episodes("deepthink_right", deep(), n_envs=4, episodes=12)
+    key = lambda e: (e["episode_seed"], e["env_steps"], e["return"], e["success"], e["deepthink_calls"],  # noqa: E731
+                     e["deepthink_flops"], e["fallbacks"])
+    assert sorted(map(key, four)) == sorted(map(key, one))  # one failing state does not blind the batch
+    failed = sum(e["fallbacks"] > 0 for e in one)
+    assert failed > 0  # each failed look is counted, and warned about once per episode
+    assert n_one == failed and len(caplog.records) == 2 * failed
+    assert all("down on cell 3" in r.getMessage() for r in caplog.records)
 
 
 def test_oracle_rule_typo_fails_with_the_choices():

@@ -95,6 +95,18 @@ def test_deepthink_failure_falls_back_to_quick_and_is_reported(caplog):
         strict.step(1)
 
 
+def test_deepthink_that_fails_when_looked_at_first_is_a_fallback_when_quick_acts():
+    env = _env(deepthink=Down("down"), needs_quick_output=True, needs_deepthink_output=True)
+    env.reset(seed=0)
+    assert env.context().deepthink is None  # the look failed: the switcher decides without it
+    *_, info = env.step(0)
+    sw = info["switch"]
+    assert sw["fallback"] and sw["actor"] == "quick" and sw["usage"]["deepthink"]["calls"] == 0
+    strict = _env(deepthink=Down("down"), needs_deepthink_output=True, fallback_to_quick=False)
+    with pytest.raises(PolicyError):
+        strict.reset(seed=0)
+
+
 def test_budget_mask_and_observation_feature():
     class Wait(LMPolicy):  # never reaches the goal, so the episode outlasts the budget
         def _act(self, states, usage, return_hidden):

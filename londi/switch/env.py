@@ -13,8 +13,10 @@ Only the chosen model runs, unless the switcher or encoder needs QUICK's output 
 on every non-terminal state before the decision (counted) and its result is reused when QUICK acts.
 A `PolicyError` from DEEPTHINK (endpoint down, unusable reply) falls back to QUICK (`fallback_to_quick=True`):
 flagged in the step info, counted in the episode summary's `fallbacks`, and logged as one warning per
-episode with that count. An `EndpointError` (the endpoint refuses every request: wrong key, model or URL)
-is not a `PolicyError` and ends the run. A failed DEEPTHINK attempt adds its seconds and tokens to the
+episode with that count. So does a DEEPTHINK that fails when looked at first (`needs_deepthink_output`, the
+oracle): the switcher decides without its answer, and the step counts as a fallback when QUICK acts. An
+`EndpointError` (the endpoint refuses every request: wrong key, model or URL) is not a `PolicyError` and
+ends the run. A failed DEEPTHINK attempt adds its seconds and tokens to the
 step's usage but no call (see `LMPolicy`).
 
 Reproducibility: episode k uses seed `base_seed + k` (`+ N k` for the envs of a `SwitchingVecEnv`); policies are reseeded per step from (episode seed,
@@ -136,6 +138,7 @@ class SwitchingEnv(gym.Env):
         self._terminal = False
         self._quick_result: ActResult | None = None
         self._peek: ActResult | None = None  # DEEPTHINK's answer, looked at first (its usage rides on it)
+        self._peek_failed = False  # DEEPTHINK failed when looked at on the current state
         self._pending = {"quick": zero_usage(), "deepthink": zero_usage()}
         self.last_results: dict[str, ActResult | None] = {}
         self._last_step: tuple[dict, EpisodeRecord] | None = None  # the last finished step's bill and episode
@@ -207,12 +210,23 @@ class SwitchingEnv(gym.Env):
 
     def needs_deepthink_first(self) -> bool:
         """Whether DEEPTHINK must be looked at on the current state before the decision (and has not been)."""
-        return self.deepthink_first and not self._terminal and self._peek is None and bool(
+        return self.deepthink_first and not self._terminal and self._peek is None and not self._peek_failed and bool(
             self._text_info.get("admissible_actions"))
 
     def set_deepthink_peek(self, result: ActResult) -> None:
         """DEEPTHINK's answer on the current state, looked at first; its `usage` is charged only if it acts."""
         self._peek = result
+
+    def peek_deepthink(self) -> None:
+        """Look at DEEPTHINK's answer on the current state alone, seeded as for this env (a batch that failed
+        retries each state this way, so the result does not depend on n_envs). A failure is loud: a fallback
+        (raised unless `fallback_to_quick`) that the step counts if QUICK acts, as the decision lacked it."""
+        self._seed_policy(self.deepthink, "deepthink")
+        try:
+            self.set_deepthink_peek(self.deepthink.act_one(self._state))
+        except PolicyError as e:  # not charged: a look is charged only when DEEPTHINK acts on it
+            self.note_fallback(e)
+            self._peek_failed = True
 
     def take_peek(self) -> ActResult:
         """DEEPTHINK acts with the answer it gave when looked at: now its call is charged to this step."""
@@ -276,6 +290,7 @@ class SwitchingEnv(gym.Env):
         """Take the text env's answer to `send`, update the record and move to the next state (not yet
         read by QUICK or encoded). Returns (reward, terminated, truncated, info)."""
         ep = self._ep
+        fallback = fallback or (actor == "quick" and self._peek_failed)  # decided without DEEPTHINK's answer
         self.last_results = {"quick": self._quick_result, "deepthink": result if actor == "deepthink" else None}
         if actor == "quick":
             self.last_results["quick"] = result
@@ -313,7 +328,7 @@ class SwitchingEnv(gym.Env):
             "requested": requested, "deepthink_acted": int(paid), "actor": actor, "blocked": blocked,
             "fallback": fallback, "env_reward": float(env_reward), "cost": self.cost if paid else 0.0,
             "usage": step_usage, "budget": ep.budget, "budget_remaining": self.budget_remaining(),
-            "episode_calls": ep.used,
+            "episode_calls": ep.used, "episode_step": ep.t - 1,
         }
         if done:
             self._needs_reset = True
@@ -440,11 +455,7 @@ class SwitchingEnv(gym.Env):
         if self.needs_quick_first():
             self.set_quick(self._call("quick", self.quick, self.quick_hidden))
         if self.needs_deepthink_first():
-            self._seed_policy(self.deepthink, "deepthink")
-            try:
-                self.set_deepthink_peek(self.deepthink.act_one(self._state))
-            except PolicyError:  # no peek: if DEEPTHINK is asked to act, it is called (and fails) as usual
-                pass
+            self.peek_deepthink()
 
     def _call(self, who: str, policy: LMPolicy, hidden: bool) -> ActResult:
         """One metered call on the current state; its usage (spent even if it fails) goes to this step."""
@@ -461,7 +472,8 @@ class SwitchingEnv(gym.Env):
         ep = self._ep
         if ep is not None and ep.fallbacks:
             log.warning(
-                "episode seed %d: DEEPTHINK (%s) failed %d of the %d times it was asked, and QUICK acted instead "
+                "episode seed %d: DEEPTHINK (%s) failed %d of the %d times it was asked (or looked at first), and "
+                "QUICK acted instead "
                 "(these steps count as fallbacks, not DEEPTHINK calls). Last error: %s",
                 ep.seed, self.deepthink.name, ep.fallbacks, ep.fallbacks + ep.deepthink_calls,
                 ep.fallback_error or "?")
@@ -486,6 +498,7 @@ class SwitchingEnv(gym.Env):
                                          step=self.history.t)
         self._quick_result = None
         self._peek = None
+        self._peek_failed = False  # DEEPTHINK failed when looked at on this state
 
     def _update_recent(self, prev_obs: str, action: str, obs: str, env_reward: float, paid: bool) -> None:
         r = self._ep.recent

@@ -13,6 +13,10 @@ The copy's budget: N' uniform over the training range's budgets that can afford 
 calls, then b' uniform over the remaining counts that keep them feasible. No copy is made for a window
 without a feasible budget, nor for one that holds a blocked request (DEEPTHINK asked at zero budget, QUICK
 acted): under a budget with calls left, DEEPTHINK would have acted there, so no other budget reproduces it.
+
+b' is also at least N' - j, where j is the number of steps before the transition in its episode: no run has
+spent more calls than it has taken steps (before 2026-12-08 the draw ignored j, and about a fifth of the
+copies on the 12-step toy corridor were states no run reaches).
 """
 
 from __future__ import annotations
@@ -60,7 +64,18 @@ class BudgetRelabelReplayBuffer(NStepReplayBuffer):
         self.budgets = np.zeros((self.buffer_size, self.n_envs), dtype=np.int32)
         self.remaining = np.zeros((self.buffer_size, self.n_envs), dtype=np.int32)
         self.acted = np.zeros((self.buffer_size, self.n_envs), dtype=bool)
+        self.steps = np.zeros((self.buffer_size, self.n_envs), dtype=np.int32)  # env steps before it in its episode
         self.last_relabel: dict[str, np.ndarray] | None = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A buffer pickled before `steps` existed: its transitions keep the old draw (no step bound)."""
+        self.__dict__.update(state)
+        if "steps" not in state:
+            import warnings
+
+            warnings.warn("budget relabelling: a replay buffer saved without the episode step of each transition; "
+                          "its stored transitions are relabelled without the b' >= N' - j bound", stacklevel=2)
+            self.steps = np.full((self.buffer_size, self.n_envs), np.iinfo(np.int32).max // 2, dtype=np.int32)
 
     # ------------------------------------------------------------------ storing
     def add(self, obs, next_obs, action, reward, done, infos) -> None:  # type: ignore[override]
@@ -82,6 +97,7 @@ class BudgetRelabelReplayBuffer(NStepReplayBuffer):
             self.budgets[self.pos, i] = n
             self.remaining[self.pos, i] = n - used_before
             self.acted[self.pos, i] = bool(acted)
+            self.steps[self.pos, i] = int(sw["episode_step"])
         super().add(obs, next_obs, action, reward, done, infos)
 
     # ------------------------------------------------------------------ sampling
@@ -120,14 +136,16 @@ class BudgetRelabelReplayBuffer(NStepReplayBuffer):
         return Window(batch_inds, env_indices, indices, mask, (batch_inds + done_idx) % self.buffer_size)
 
     def draw_budgets(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(N', b', feasible) per window: N' uniform over the range's budgets >= the calls the window needs, b' uniform."""
+        """(N', b', feasible) per window: N' uniform over the range's budgets >= the calls the window needs, then
+        b' uniform over the counts a run can have left there: >= those calls, and >= N' - j after j steps."""
         need, relabelable = self._needs(window)
         lo, hi = self.budget_range
         first = np.maximum(lo, need)
         n_budgets = hi - first + 1
         ok = relabelable & (n_budgets > 0)
         budget = first + np.random.randint(0, np.maximum(n_budgets, 1))
-        remaining = need + np.random.randint(0, np.maximum(budget - need + 1, 1))
+        least = np.maximum(need, budget - self.steps[window.batch_inds, window.env_indices])
+        remaining = least + np.random.randint(0, np.maximum(budget - least + 1, 1))
         return budget, remaining, ok
 
     # ------------------------------------------------------------------ internals

@@ -10,7 +10,8 @@ envs whose `send` returns at once (worker processes, `envs.subproc.SubprocTextEn
 Compute stays exact per episode: each state gets its own tokens and FLOPs from the batched call and a
 share of its seconds in proportion to its tokens (`londi.lm.policy.split_usage`). Hard budgets hold per env
 and episode (each env masks its own DEEPTHINK requests). A batched call that fails is retried state by
-state, so one failing state falls back alone and every failure is charged to its own step.
+state, so one failing state falls back alone and every failure is charged to its own step; so is a
+batched look at DEEPTHINK's answers (`needs_deepthink_output`), each failed look a fallback of its own env.
 
 Seeding: env i plays episodes `seed + i`, `seed + i + N`, `seed + i + 2N`, ... (its own stream; with N = 1
 the single env's seeds). A batched call gives each state its own generator, seeded from its env's
@@ -197,7 +198,9 @@ class SwitchingVecEnv(VecEnv):
                 self.deepthink.seed([e.policy_seed("deepthink") for e in envs])
             try:
                 results = self.deepthink.act([e.state for e in envs])
-            except PolicyError:  # no peeks: a DEEPTHINK asked to act is called (and fails) as usual
+            except PolicyError:  # state by state, as a single env looks: each failure is its own env's, and loud
+                for e in envs:
+                    e.peek_deepthink()
                 return
             for e, r in zip(envs, results, strict=True):
                 e.set_deepthink_peek(r)
