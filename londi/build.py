@@ -50,6 +50,35 @@ _MISSING_HINTS = {".num_params": " (num_params: the served model's parameter cou
                                  "2 x num_params x tokens)"}
 
 
+# (switcher key, its value, the override prefixes that switcher setting never reads, why): a sweep over them
+# would make runs that differ only in their folder names (each value changes the config fingerprint)
+_UNREAD_UNDER = (
+    ("rule", "pid", ("switcher.lr",), "switcher.lr is the sgd rule's step size; rule=pid reads kp, ki, kd"),
+    ("rule", "sgd", ("switcher.kp", "switcher.ki", "switcher.kd"), "kp, ki, kd are the pid rule's gains; rule=sgd "
+     "reads lr"),
+    ("algo", "dqn", ("switcher.ppo.",), "switcher.ppo.* configures PPO; algo=dqn reads switcher.dqn.*"),
+    ("algo", "ppo", ("switcher.dqn.",), "switcher.dqn.* configures DQN; algo=ppo reads switcher.ppo.*"),
+)
+
+
+def check_overrides_read(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """A command-line override of a switcher key that the chosen setting never reads is a ConfigError (a
+    sweep over it would give identical runs under different names)."""
+    from londi.errors import ConfigError
+
+    sw = cfg.get("switcher")
+    if not isinstance(sw, DictConfig):
+        return
+    keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides]
+    for field, value, prefixes, why in _UNREAD_UNDER:
+        if str(sw.get(field, "")) != value:
+            continue
+        unread = [k for k in keys if any(k == p or (p.endswith(".") and k.startswith(p)) for p in prefixes)]
+        if unread:
+            raise ConfigError(f"{', '.join(unread)} given but never read with switcher.{field}={value}: {why}. "
+                              f"Drop the override, or set switcher.{field} to the setting that reads it")
+
+
 def env_fn(cfg: DictConfig | Overrides = ()) -> Callable[[], Any]:
     """A zero-argument factory of fresh text envs (one per call); each in its own worker process when
     `env_processes` says so (null: ScienceWorld envs when n_envs > 1, so their steps overlap)."""

@@ -119,6 +119,31 @@ def env_name(cfg: DictConfig, env_choice: str | None = None) -> str:
     return str(env.get("id", "env")) if isinstance(env, Mapping | DictConfig) else "env"
 
 
+def settings_fingerprint(cfg: DictConfig) -> str:
+    """The run folder's config fingerprint (`londi.config.config_fingerprint`) with the seed fixed: the W&B
+    `config:` tag. Runs that differ only in seed share it (so seeds of one setting group together); runs that
+    differ in any other setting (a model, relabel, algo, encoder...) never do, though they share a name."""
+    import copy
+
+    from omegaconf import open_dict, read_write
+
+    from londi.config import config_fingerprint
+
+    fixed = copy.deepcopy(cfg)
+    with read_write(fixed), open_dict(fixed):
+        fixed.seed = 0  # nested `${seed}` (model seeds) follow it
+    return config_fingerprint(fixed)
+
+
+def model_tag(node: Any, option: str | None = None) -> str:
+    """What a role's model is, for a W&B tag: its config option (configs/model/) and the basename of its path
+    or served model when it has one (`distilled/babyai_quick`, `hf/flan-t5-large`, `random`)."""
+    where = _get(node, "path") or _get(node, "model")
+    base = re.split(r"[/:]", str(where).rstrip("/"))[-1] if where else None
+    head = option or _target_name(node) or "model"
+    return f"{head}/{base}" if base else head
+
+
 def _get(node: Any, key: str) -> Any:
     try:
         return node.get(key) if hasattr(node, "get") else None

@@ -280,8 +280,15 @@ class Runner:
     # -- what a run does --------------------------------------------------------------------------------
     def run(self) -> RunResult:
         """Resume, then train chunk by chunk with evaluations and checkpoints in between; the final result."""
-        stored = self.resume()
-        if stored is not None:
+        try:
+            stored = self.resume()
+        except BaseException:
+            self.files.csv.close()
+            self.logger.close(failed=True)  # every logger opened for this run ends (a W&B run is finished)
+            raise
+        if stored is not None:  # a finished run: nothing to train, but its loggers were opened and must end
+            self.files.csv.close()
+            self.logger.close(failed=False)
             return stored
         self.files.write_run(status="running", **self.settings())
         failed = True
@@ -333,6 +340,7 @@ class Runner:
             return RunResult(**state["result"])
         self.resumed_from = self.tracker.steps
         self._steps_at_start = self.tracker.steps
+        self.logger.on_resume(self.files.csv.episodes_path)  # loggers that keep rows restart from the cut CSV
         run_info = self.files.read_run()
         self.eval_seed = int(run_info.get("eval_seed", self.eval_seed))  # a run evaluates on one set of episodes
         resumes = run_info.get("resumes", [])
@@ -433,6 +441,10 @@ class Runner:
         if self._csv_keys is None:
             extra = sorted(k for k in self.switcher.metrics() if k not in TRAIN_KEYS)
             self._csv_keys = [*TRAIN_KEYS, *extra, *EVAL_KEYS]
+        late = sorted(set(metrics) - set(self._csv_keys))
+        if late:  # metrics.csv's columns are fixed by its first row: a later key would reach W&B only
+            raise RuntimeError(f"metrics {late} appeared after metrics.csv's columns were fixed: a switcher must "
+                               "return every key of `metrics()` from its first call (NaN until it has a value)")
         self.files.csv.log_metrics(step, {k: metrics.get(k, "") for k in self._csv_keys})
         present = {k: v for k, v in metrics.items() if not (isinstance(v, float) and math.isnan(v))}
         self.logger.log_metrics(step, present)

@@ -39,10 +39,12 @@ from londi.rundir import (
     check_same_models,
     env_name,
     model_fingerprints,
+    model_tag,
     read_run_info,
     resolved_container,
     run_folder_lock,
     run_name,
+    settings_fingerprint,
     write_run_files,
 )
 
@@ -58,15 +60,22 @@ def hydra_choices() -> dict[str, str]:
 
 
 def wandb_identity(cfg: DictConfig, choices: Mapping[str, str], commit: str | None) -> dict[str, Any]:
-    """W&B group (env-experiment), name (switcher-budget/cost-seed) and tags, unless the config sets them."""
+    """W&B group (env-experiment), name (switcher-budget/cost-seed) and tags, unless the config sets them.
+
+    Group and name leave out most settings (models, relabel, algo, encoder...), so runs of different settings
+    can share both; the tags tell them apart: `quick:`/`deepthink:` (the models), `algo:` and `config:<8 hex>`
+    (`settings_fingerprint`: equal exactly when the settings are, seeds aside)."""
     wb = cfg.logger.wandb
     env = env_name(cfg, choices.get("env"))
     sw = cfg.get("switcher") or {}
     tags = [f"env:{env}", f"switcher:{choices.get('switcher', 'run')}"]
-    for key in ("budget", "cost"):
+    for key in ("budget", "cost", "algo"):  # algo: the SB3 switchers' dqn | ppo
         val = sw.get(key) if hasattr(sw, "get") else None
         if val is not None:
             tags.append(f"{key}:{val}")
+    for role in ("quick", "deepthink"):
+        tags.append(f"{role}:{model_tag(cfg.get(role), choices.get(f'model@{role}'))}")
+    tags.append(f"config:{settings_fingerprint(cfg)}")
     if commit:
         tags.append(f"commit:{commit[:10]}")
     return {
@@ -92,7 +101,8 @@ def build_loggers(
         loggers.append(
             WandbLogger(
                 run_dir,
-                config=resolved_container(cfg),
+                config={**resolved_container(cfg), "config_fingerprint": settings_fingerprint(cfg),
+                        "run_fingerprint": info.get("fingerprint"), "model_fingerprints": info.get("models")},
                 mode=mode,
                 project=wb.project,
                 entity=wb.entity,
@@ -136,6 +146,7 @@ def _train_locked(cfg: DictConfig, run_dir: Path) -> float:
     had_run = (run_dir / "checkpoints").exists() or (run_dir / RUN_INFO).exists()
     try:
         build.validate(cfg)
+        build.check_overrides_read(cfg, HydraConfig.get().overrides.task if HydraConfig.initialized() else [])
         check_same_run(cfg, run_dir)
         apply_threads(int(cfg.threads))
         parts = build.components(cfg)

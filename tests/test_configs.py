@@ -186,3 +186,20 @@ def test_a_run_folder_with_other_settings_is_not_resumed(tmp_path, londi_train):
     other = londi_train("+experiment=smoke", "seed=5", f"hydra.run.dir={run}")
     assert other.returncode != 0 and "holds a run made with other settings" in other.stderr
     assert len(__import__("json").loads((run / "run_info.json").read_text())["starts"]) == 1  # left as it was
+
+
+def test_an_override_the_chosen_setting_never_reads_is_refused(londi_train, tmp_path):
+    from londi import build
+
+    pid = build.config(["switcher=lagrangian"])
+    with pytest.raises(ConfigError, match=r"switcher.lr given but never read with switcher.rule=pid"):
+        build.check_overrides_read(pid, ["switcher=lagrangian", "switcher.lr=0.1"])
+    build.check_overrides_read(pid, ["switcher.kp=0.1", "switcher.dqn.batch_size=32"])  # read: fine
+    sgd = build.config(["switcher=lagrangian", "switcher.rule=sgd"])
+    with pytest.raises(ConfigError, match=r"switcher.ki given but never read with switcher.rule=sgd"):
+        build.check_overrides_read(sgd, ["switcher.rule=sgd", "switcher.ki=0.1"])
+    with pytest.raises(ConfigError, match=r"switcher.ppo.n_steps given but never read with switcher.algo=dqn"):
+        build.check_overrides_read(build.config(["switcher=londi"]), ["+switcher.ppo.n_steps=8"])
+    proc = londi_train("switcher=lagrangian", "switcher.lr=0.1", "logger=disabled", f"hydra.run.dir={tmp_path / 'r'}")
+    assert proc.returncode != 0 and "never read with switcher.rule=pid" in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "r").exists()

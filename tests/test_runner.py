@@ -104,3 +104,35 @@ def test_runs_with_different_seeds_share_no_episode(tmp_path):
     for a, b in ((0, 1), (1, 2), (0, 2)):
         for ph in ("train", "eval"):
             assert not seeds[a][ph] & seeds[b][ph], (a, b, ph)  # with seed+k streams 0 and 1 shared all but one
+
+
+def test_a_metric_that_appears_after_the_first_row_is_an_error_not_a_dropped_column(tmp_path):
+    args = _args(tmp_path / "r", "always_quick")
+    sw, calls = args["switcher"], []
+
+    def metrics():  # a key only after a few rows: metrics.csv's columns are already fixed
+        calls.append(1)
+        return {"switch/late": 1.0} if len(calls) > 4 else {}
+
+    sw.metrics = metrics
+    with pytest.raises(RuntimeError, match=r"metrics \['switch/late'\] appeared after metrics.csv's columns"):
+        run(**args)
+
+
+def test_a_finished_run_started_again_still_ends_its_loggers(tmp_path):
+    closed: list[bool] = []
+
+    class Recorder:  # stands in for W&B, whose run must be finished by every start
+        def log_metrics(self, step, metrics): ...
+
+        def log_episode(self, row): ...
+
+        def on_resume(self, episodes_csv): ...
+
+        def close(self, failed: bool = False) -> None:
+            closed.append(failed)
+
+    run(**_args(tmp_path / "r", "always_quick"), loggers=[Recorder()])
+    again = run(**_args(tmp_path / "r", "always_quick"), loggers=[Recorder()])
+    assert again.final_eval is not None
+    assert closed == [False, False]  # was [False]: the second start returned before closing

@@ -16,7 +16,35 @@ class RunLogger(Protocol):
 
     def log_episode(self, row: Mapping[str, Any]) -> None: ...
 
+    def on_resume(self, episodes_csv: Path) -> None:
+        """The run resumed from a checkpoint; `episodes_csv` holds every episode row logged before it (cut to
+        the checkpoint). Why: a logger that keeps rows in memory (the W&B episodes table) must start from
+        them, or its table silently holds only the episodes since the resume."""
+        ...
+
     def close(self, failed: bool = False) -> None: ...
+
+
+def parse_cell(value: str) -> Any:
+    """A CSV cell back as the value it was logged as: int, float, None for an empty cell, else the text."""
+    if value == "":
+        return None
+    if "_" in value:  # int("1_0") parses; a logged text never turns into a number
+        return value
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a CSV written by `CSVLogger`, values parsed by `parse_cell` ([] when there is no file)."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return [{k: parse_cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 class CSVLogger:
@@ -60,6 +88,9 @@ class CSVLogger:
     def log_episode(self, row: Mapping[str, Any]) -> None:
         self._write(self.episodes_path, row)
 
+    def on_resume(self, episodes_csv: Path) -> None:
+        """Nothing to do: the runner has cut the files back to the checkpoint, and appends to them."""
+
     def close(self, failed: bool = False) -> None:
         for fh, _ in self._writers.values():
             fh.close()
@@ -79,6 +110,10 @@ class MultiLogger:
     def log_episode(self, row: Mapping[str, Any]) -> None:
         for lg in self.loggers:
             lg.log_episode(row)
+
+    def on_resume(self, episodes_csv: Path) -> None:
+        for lg in self.loggers:
+            lg.on_resume(episodes_csv)
 
     def close(self, failed: bool = False) -> None:
         for lg in self.loggers:

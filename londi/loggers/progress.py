@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 DEEPTHINK_FRAC = "switch/deepthink_frac"
@@ -87,6 +88,9 @@ class ProgressLogger:
 
     def log_episode(self, row: Mapping[str, Any]) -> None:
         """Episodes are not shown individually; the bar's postfix carries the running rates."""
+
+    def on_resume(self, episodes_csv: Path) -> None:
+        """Nothing kept per episode; steps/s and the ETA count from this start."""
 
     def close(self, failed: bool = False) -> None:
         if self._closed:

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from londi.loggers.base import read_rows
+
 STEP_KEY = "global_step"  # the x-axis of every metric: env steps, as in metrics.csv
 
 
@@ -64,8 +66,20 @@ class WandbLogger:
         self.run.log({STEP_KEY: int(step), **{k: v for k, v in metrics.items() if v is not None}})
 
     def log_episode(self, row: Mapping[str, Any]) -> None:
-        """Episodes are kept and uploaded as one table at the end (rows also go to episodes.csv)."""
-        self._episodes.append(dict(row))
+        """Episodes are kept and uploaded as one table at the end (rows also go to episodes.csv). An empty
+        cell ("") is kept as None, as it reads back from episodes.csv after a resume, so a column never
+        mixes "" with numbers (W&B refuses a table whose column types disagree)."""
+        self._episodes.append({k: None if v == "" else v for k, v in row.items()})
+
+    def on_resume(self, episodes_csv: Path) -> None:
+        """Start the episodes table from the rows logged before the resume (episodes.csv, already cut to the
+        checkpoint): the table uploaded at close is the whole run's, as on a run never stopped."""
+        self._episodes = read_rows(episodes_csv)
+
+    @property
+    def episodes(self) -> list[dict[str, Any]]:
+        """The rows of the episodes table uploaded at close (a copy)."""
+        return [dict(r) for r in self._episodes]
 
     def close(self, failed: bool = False) -> None:
         if self._closed:
