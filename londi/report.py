@@ -84,6 +84,10 @@ BOOKKEEPING_KEYS = (
     "eval_every", "checkpoint_every",  # when training paused to evaluate or save
     "eval_episodes",  # the final evaluation's size: how precise a seed's mean is, not what it estimates
 )
+# bookkeeping keys that still split a row when runs of one seed differ in them (threads=1,2 at one seed: two
+# rows, each labelled, rather than the same-seed error)
+SPLIT_IF_SEEDS_REPEAT = ("threads", "env_processes", "eval_every", "checkpoint_every", "eval_episodes",
+                         "experiment_name")
 EVAL_WHERE = ("split", "env_id")  # eval.json's keys that say what londi-evaluate measured on (`eval.<key>`)
 # per-episode faults in episodes.csv (and eval.csv): a run whose final episodes have any is flagged in report.md
 FAULTS = {
@@ -556,6 +560,15 @@ def config_splits(runs: Sequence[RunRecord], source: str = "eval") -> tuple[dict
         known = [f for f in flats.values() if f]
         keys = sorted({k for f in known for k in f})
         differ = [k for k in keys if len({_canon(f.get(k, _ABSENT)) for f in known}) > 1]
+        rows_seeds = [(tuple(_canon(flats[r.path].get(k, _ABSENT)) for k in differ), r.seed) for r in grp]
+        if len(set(rows_seeds)) < len(rows_seeds):  # one seed twice in a row: split by the settings that differ
+            aux = {r.path: {k: v for k, v in _flat(r.config or {}).items() if k in SPLIT_IF_SEEDS_REPEAT} for r in grp}
+            more = [k for k in sorted({k for a in aux.values() for k in a})
+                    if len({_canon(a.get(k, _ABSENT)) for a in aux.values()}) > 1]
+            for path in flats:
+                flats[path].update({k: aux[path][k] for k in more if k in aux[path]})
+            known = [f for f in flats.values() if f]
+            differ += more
         unknown = len(known) < len(flats) and bool(known)
         if not differ and not unknown:
             continue

@@ -342,7 +342,11 @@ class Runner:
         self._steps_at_start = self.tracker.steps
         self.logger.on_resume(self.files.csv.episodes_path)  # loggers that keep rows restart from the cut CSV
         run_info = self.files.read_run()
-        self.eval_seed = int(run_info.get("eval_seed", self.eval_seed))  # a run evaluates on one set of episodes
+        recorded = int(run_info.get("eval_seed", self.eval_seed))  # a run evaluates on one set of episodes
+        if recorded != self.eval_seed:  # an older run's episodes: they too must be none of a model's training ones
+            self.eval_seed = recorded
+            if (env_id := _env_id(self.eval_env)) is not None and self.eval_episodes:
+                check_unseen((self.quick, self.deepthink), env_id, recorded, self.eval_episodes, "evaluation")
         resumes = run_info.get("resumes", [])
         self.files.write_run(resumes=[*resumes, {"step": self.tracker.steps, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                                  "checkpoint": folder.name}])

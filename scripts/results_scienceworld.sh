@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The ScienceWorld slice of the LONDI comparison, with the project's own commands.
 # Per task: QUICK = a small causal LM distilled on that task's gold paths (londi-distill, a few CPU-minutes,
-# deliberately mediocre); DEEPTHINK = the gold-path expert (walks back to the path after QUICK leaves it;
+# deliberately mediocre; prompts up to 448 tokens of its 512 positions: one ScienceWorld observation can pass the
+# preset's 256, and a prompt that does not fit is an error, not cut); DEEPTHINK = the gold-path expert (walks back to the path after QUICK leaves it;
 # charged as a simulated 780M-parameter model). LONDI against always_quick, always_deepthink and the oracle.
 # Score instead of success: env.normalize_reward=true (the default) makes an episode's return its final
 # score / 100; success is score 100.
@@ -39,7 +40,8 @@ for T in ${TASKS//,/ }; do
     Q=outputs/distill/scienceworld_quick-$T
     [ -f "$Q/model/model.safetensors" ] || .venv/bin/londi-distill distill_model=quick envs=ScienceWorld-v0 \
         eval_envs=null +env_kwargs.task="$TASK" +env_kwargs.variation=null +env_kwargs.step_limit="$LIMIT" \
-        episodes=60 steps=600 eval_episodes=20 eval_episodes_round=0 eval_every=0 progress=false out="$Q"
+        episodes=60 steps=600 eval_episodes=20 eval_episodes_round=0 eval_every=0 max_prompt_tokens=448 \
+        progress=false out="$Q"
     ROOT=multirun/results$TAG/scienceworld_$T
     COMMON=(env=scienceworld/$T env.step_limit=$LIMIT model@quick=hf quick.path="$PWD/$Q/model" quick.device=cpu seed=$SEEDS n_envs=$N_ENVS
             eval_episodes=$EVAL logger=disabled hydra/launcher=joblib hydra.launcher.n_jobs=$JOBS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from functools import partial
 
@@ -66,3 +67,16 @@ def test_the_shipped_models_know_their_training_seeds_and_no_default_evaluation_
             first = episode_seed_base(seed, offset)
             assert not seen_ranges([quick, deepthink], "BabyAI-Text-PutNextLocal-v0", first, first + 10_000)
     assert seen_ranges([deepthink], "BabyAI-Text-PutNextLocal-v0", 2_000_000, 2_000_100)  # the old test offset did
+
+
+def test_a_resumed_run_is_checked_on_the_evaluation_seeds_it_recorded(tmp_path):
+    """A run started before an offset change keeps its recorded evaluation episodes: those are checked."""
+    quick = _Trained({ENV: [(7_000_000, 7_000_010)]})
+    args = dict(env_fn=partial(envs.make, ENV), quick=quick, deepthink=expert("deepthink"),
+                switcher=switcher("always_quick"), run_dir=tmp_path, encoder=hashed(16), seed=1, total_steps=40,
+                eval_episodes=2, eval_every=20)
+    run(**args, stop_after_steps=20)
+    record = json.loads((tmp_path / "run.json").read_text())
+    (tmp_path / "run.json").write_text(json.dumps({**record, "eval_seed": 7_000_005}))
+    with pytest.raises(ConfigError, match="evaluation episodes \\(reset seeds 7000005..7000006\\)"):
+        run(**args)

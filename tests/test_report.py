@@ -448,6 +448,12 @@ def test_two_runs_of_one_row_with_the_same_seed_are_an_error_naming_both(tmp_pat
         report.make_report(tmp_path)
 
 
+def test_runs_of_one_seed_that_differ_in_a_bookkeeping_setting_are_rows_not_an_error(tmp_path):
+    a, b = _londi_runs(tmp_path, [{"threads": 1}, {"threads": 2}], seeds=(0,))  # e.g. threads=1,2 at seed 0
+    agg = pd.read_csv(report.make_report(tmp_path)["summary"])
+    assert sorted(agg["setting"]) == ["threads=1", "threads=2"] and (agg["seeds"] == 1).all()
+
+
 def _evaluated(run: Path, split: str, env_id: str, success: float, overrides: dict | None = None,
                calls: int | None = None) -> None:
     """eval.csv and eval.json as londi-evaluate leaves them, every episode at `success` (and `calls`);
