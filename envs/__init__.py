@@ -11,7 +11,8 @@ import difflib
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
+
+from envs.limits import check_step_limit
 
 _FAMILIES: list[str] = []  # id prefixes registered by the subpackages below
 # id prefix -> the constructor argument holding that family's own step limit (set by the subpackages below)
@@ -51,8 +52,7 @@ def with_step_limit(id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     arg = next((a for prefix, a in STEP_LIMIT_ARGS.items() if id.startswith(prefix)), None)
     if limit is None or limit == -1 or arg is None:
         return dict(kwargs)
-    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-        raise ValueError(f"max_episode_steps must be an int >= 1 or None (the env's own limit), got {limit!r}")
+    limit = check_step_limit(limit, "max_episode_steps")
     if kwargs.get(arg, limit) != limit:
         raise ValueError(
             f"max_episode_steps={limit} and {arg}={kwargs[arg]} both set {id}'s step limit and disagree: "

@@ -31,6 +31,7 @@ from minigrid.minigrid_env import MiniGridEnv
 from envs.babyai_text.describe import describe
 from envs.babyai_text.expert import ACTIONS, BotExpert, MyopicBotExpert
 from envs.babyai_text.levels import LEVELS
+from envs.limits import check_step_limit
 
 FAMILY = "babyai_text"
 CHARSET = string.ascii_letters + string.digits + " \n,.:;'-_()"
@@ -74,16 +75,6 @@ def make_level(level: str, **kwargs: Any) -> MiniGridEnv:
     return load_env_creator(spec.entry_point)(**{**spec.kwargs, **kwargs})
 
 
-def _check_max_steps(max_steps: Any) -> int | None:
-    """`max_steps` as an int >= 1, or None; anything else is an error (minigrid would take 0 and divide by it)."""
-    if max_steps is None:
-        return None
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-        raise ValueError(f"max_steps (max_episode_steps) must be an int >= 1 or None (the level's own limit), "
-                         f"got {max_steps!r}")
-    return int(max_steps)
-
-
 class BabyAITextEnv(gym.Env[str, np.int64]):
     """A BabyAI level with text observations (see the module docstring for the exact format)."""
 
@@ -102,7 +93,7 @@ class BabyAITextEnv(gym.Env[str, np.int64]):
         self.render_mode = render_mode
         self.level_name = level
         inner_render = "rgb_array" if render_mode == "rgb_array" else None
-        self._fixed_max_steps = _check_max_steps(max_steps)
+        self._fixed_max_steps = check_step_limit(max_steps, "max_steps (max_episode_steps)")
         if self._fixed_max_steps is not None:
             level_kwargs["max_steps"] = self._fixed_max_steps
         try:
