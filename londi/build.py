@@ -69,7 +69,9 @@ def check_overrides_read(cfg: DictConfig, overrides: Sequence[str]) -> None:
     sw = cfg.get("switcher")
     if not isinstance(sw, DictConfig):
         return
-    keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides]
+    from londi.config import override_key
+
+    keys = [override_key(o) for o in overrides]
     for field, value, prefixes, why in _UNREAD_UNDER:
         if str(sw.get(field, "")) != value:
             continue

@@ -324,6 +324,11 @@ def run_app(app: Callable[[], Any], prog: str, argv: Sequence[str] | None) -> No
         sys.argv = saved
 
 
+def override_key(override: str) -> str:
+    """The dotted key a Hydra command-line override sets: "+switcher.x=1" -> "switcher.x", "~a.b" -> "a.b"."""
+    return str(override).split("=", 1)[0].lstrip("+~")
+
+
 def config_fingerprint(cfg: DictConfig) -> str:
     """8 hex digits of the resolved config (what the run computes): the default run dir ends with it, so
     rerunning the same command finds the same folder and resumes it."""

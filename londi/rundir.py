@@ -289,13 +289,15 @@ def _redact_hydra_dir(hydra_dir: Path) -> None:
         red = redact(raw)
         if red != raw:
             cfg_file.write_text(OmegaConf.to_yaml(OmegaConf.create(red)))
+    from londi.config import override_key
+
     ov_file = hydra_dir / "overrides.yaml"
     if ov_file.exists():
         overrides = OmegaConf.to_container(OmegaConf.load(ov_file))
         if isinstance(overrides, list):
             clean = []
             for o in overrides:
-                key = str(o).split("=", 1)[0].lstrip("+~")
+                key = override_key(o)
                 clean.append(
                     f"{key}={REDACTED}" if "=" in str(o) and is_secret_key(key.rsplit(".", 1)[-1]) else o
                 )

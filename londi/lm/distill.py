@@ -45,6 +45,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from londi.checkpoints import read_json_record
+from londi.config import override_key
 from londi.lm.demonstrations import CollectionStats, Demonstration, collect, evaluate
 from londi.lm.heldout import DAGGER_SEED_STRIDE, NOISY_SEED_OFFSET, SEED_STRIDE, distill_seed_ranges, union
 from londi.lm.prompts import PromptBuilder, get_prompt_builder
@@ -727,7 +728,7 @@ def evaluate_model_dir(model_dir: str | Path, env_id: str | Iterable[str], episo
         raise ValueError(f"eval_temperature must be > 0 (got {temperature}); leave it unset for greedy decoding")
     model_dir = Path(model_dir)
     meta_path = model_dir / LONDI_META
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta = read_json_record(meta_path, "rebuild the model with londi-distill")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -883,7 +884,7 @@ ENV_KEYS = frozenset({"envs", "eval_envs", "env_kwargs"})
 
 def override_keys(overrides: Iterable[str]) -> set[str]:
     """The top-level config keys that command-line overrides set ("+env_kwargs.task=x" -> "env_kwargs")."""
-    return {o.lstrip("+~").split("=", 1)[0].split(".", 1)[0] for o in overrides}
+    return {override_key(o).split(".", 1)[0] for o in overrides}
 
 
 def evaluate_only_envs(cfg: DictConfig, model_dir: Path, given: Iterable[str] = ()) -> tuple[list[str], Any, bool]:
@@ -896,8 +897,7 @@ def evaluate_only_envs(cfg: DictConfig, model_dir: Path, given: Iterable[str] = 
     that file takes the config's.
     """
     given = set(given)
-    meta_path = model_dir / LONDI_META
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta = read_json_record(model_dir / LONDI_META, "rebuild the model with londi-distill")
     measured = meta.get("eval") or {}
     if measured.get("levels"):
         own, own_kwargs = list(measured["levels"]), measured.get("env_kwargs", meta.get("env_kwargs"))
