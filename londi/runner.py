@@ -111,16 +111,18 @@ def _env_id(vec: SwitchingVecEnv) -> str | None:
     return getattr(spec, "id", None)
 
 
-def _check_held_out(policies: Sequence[LMPolicy], vec: SwitchingVecEnv, seed: int, eval_seed: int,
-                    eval_episodes: int) -> None:
-    """No evaluation on a model's distillation episodes (an error); training on them is said (a warning)."""
+def _check_evaluation_unseen(policies: Sequence[LMPolicy], vec: SwitchingVecEnv, first: int, count: int) -> None:
+    """No evaluation on a model's distillation episodes: reset seeds first..first+count-1 of `vec`'s env."""
     env_id = _env_id(vec)
-    if env_id is None:
-        return
-    if eval_episodes:
-        check_unseen(policies, env_id, eval_seed, eval_episodes, "evaluation")
+    if env_id is not None and count:
+        check_unseen(policies, env_id, first, count, "evaluation")
+
+
+def _warn_training_seen(policies: Sequence[LMPolicy], vec: SwitchingVecEnv, seed: int) -> None:
+    """A switcher training on a model's distillation episodes is said (a warning), not refused."""
+    env_id = _env_id(vec)
     train = episode_seed_base(seed)
-    for line in seen_ranges(policies, env_id, train, train + EVAL_SEED_OFFSET):
+    for line in seen_ranges(policies, env_id, train, train + EVAL_SEED_OFFSET) if env_id is not None else ():
         log.warning("run seed %d's training episodes start at reset seed %d: %s, so the switcher partly trains "
                     "on episodes where that model acts as on its own training data (the evaluation does not)",
                     seed, train, line)
@@ -264,7 +266,8 @@ class Runner:
                                             True, self.n_envs, history_steps)
         self.eval_env = make_switching_env(env_fn, quick, deepthink, switcher, encoder, self.eval_seed, False,
                                            max(1, min(self.n_envs, self.eval_episodes)), history_steps)
-        _check_held_out((quick, deepthink), self.train_env, self.seed, self.eval_seed, self.eval_episodes)
+        _check_evaluation_unseen((quick, deepthink), self.eval_env, self.eval_seed, self.eval_episodes)
+        _warn_training_seen((quick, deepthink), self.train_env, self.seed)
         switcher.setup(self.train_env, self.seed, self.total_steps)
         self.files = RunFiles(self.run_dir)
         self.logger = MultiLogger(list(loggers))
@@ -345,8 +348,7 @@ class Runner:
         recorded = int(run_info.get("eval_seed", self.eval_seed))  # a run evaluates on one set of episodes
         if recorded != self.eval_seed:  # an older run's episodes: they too must be none of a model's training ones
             self.eval_seed = recorded
-            if (env_id := _env_id(self.eval_env)) is not None and self.eval_episodes:
-                check_unseen((self.quick, self.deepthink), env_id, recorded, self.eval_episodes, "evaluation")
+            _check_evaluation_unseen((self.quick, self.deepthink), self.eval_env, recorded, self.eval_episodes)
         resumes = run_info.get("resumes", [])
         self.files.write_run(resumes=[*resumes, {"step": self.tracker.steps, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                                  "checkpoint": folder.name}])
@@ -490,8 +492,7 @@ def evaluate(
     eval_seed = seed if seed is not None else int(meta.get("eval_seed", EVAL_SEED_OFFSET))
     env = make_switching_env(env_fn, quick, deepthink, switcher, encoder, eval_seed, False,
                              max(1, min(n_envs, episodes)), history_steps)
-    if (env_id := _env_id(env)) is not None:
-        check_unseen((quick, deepthink), env_id, eval_seed, episodes, "evaluation")
+    _check_evaluation_unseen((quick, deepthink), env, eval_seed, episodes)
     switcher.setup(env, int(meta.get("seed", 0)), meta.get("total_steps"))
     if switcher.learns or (run_dir / "switcher").exists():
         src = run_dir / "switcher"
