@@ -179,6 +179,14 @@ class RunRecord:
     choices: dict[str, str] = field(default_factory=dict)  # the config groups it was trained with (env, switcher)
     # londi-evaluate's +override.<key>=<value>s ({} none; None: not read, or an eval.json that predates them)
     overrides: dict[str, Any] | None = None
+    _evaluation: dict[str, Any] | None = field(default=None, repr=False)  # eval.json, read once (`evaluation`)
+
+    @property
+    def evaluation(self) -> dict[str, Any]:
+        """The run's eval.json from londi-evaluate ({} when there is none), read at the first use."""
+        if self._evaluation is None:
+            self._evaluation = _read_json(self.path / EVAL_JSON)
+        return self._evaluation
 
     @property
     def label(self) -> str:
@@ -357,7 +365,7 @@ def evaluation_overrides(run: RunRecord) -> dict[str, Any] | None:
     """The `+override.<key>=<value>`s londi-evaluate applied to the run (eval.json `overrides`, {key: value});
     None when its eval.json predates their recording, so it cannot say whether there were any."""
     path = run.path / EVAL_JSON
-    recorded = _read_json(path).get("overrides")
+    recorded = run.evaluation.get("overrides")
     if recorded is not None and not isinstance(recorded, Mapping):
         raise ValueError(f"{path}: `overrides` is {recorded!r}, not a {{key: value}} mapping; run "
                          f"`londi-evaluate run_dir={run.path}` again")
@@ -499,7 +507,7 @@ def _fault_text(ep: pd.DataFrame) -> str:
 
 def evaluated_on(run: RunRecord) -> dict[str, str]:
     """What londi-evaluate measured the run on (EVAL_WHERE, from eval.json): "unset" where it does not say."""
-    info = _read_json(run.path / EVAL_JSON)
+    info = run.evaluation
     return {k: str(info[k]) if info.get(k) is not None else "unset" for k in EVAL_WHERE}
 
 
@@ -1053,7 +1061,7 @@ def device_seconds_method(run: RunRecord, source: str = "eval") -> tuple[str, in
     model ran). From the meters in its latest checkpoint (or eval.json with source=evaluate)."""
     threads = run.threads
     if source == "evaluate":
-        info = _read_json(run.path / EVAL_JSON)
+        info = run.evaluation
         kinds = {role: list(k) for role, k in (info.get("device_kinds") or {}).items()}
         threads = info.get("threads", None)
     else:
