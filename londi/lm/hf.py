@@ -242,9 +242,10 @@ class HFPolicy(LMPolicy):
         self.temperature = float(temperature)
         self.greedy = bool(greedy)
         self.max_new_tokens = int(max_new_tokens)
-        if self.max_prompt_tokens is None and context_length(self.model) is not None:
+        context = context_length(self.model)
+        if self.max_prompt_tokens is None and context is not None:
             # the model's context, less room after the prompt for the action (score) or the reply (generate)
-            self.max_prompt_tokens = max(int(context_length(self.model)) - self.max_new_tokens, 1)
+            self.max_prompt_tokens = max(context - self.max_new_tokens, 1)
         self.scorer = ActionScorer(self.model, self.tokenizer, reduction=score or meta.get("scoring", "sum"),
                                    max_prompt_tokens=self.max_prompt_tokens, candidate_eos=candidate_eos,
                                    add_bos=add_bos, name=f"{name} ({self.path or type(self.model).__name__})",
